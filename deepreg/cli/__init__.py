@@ -1,0 +1,58 @@
+"""The `deepreg` command: a thin layer over the stages.
+
+Subcommands live in the private modules of this package (`_train.py`, `_demo.py`, ...); each
+exposes `register(subparsers)` and is found automatically. A `DeepRegError` becomes one line on
+stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import pkgutil
+import sys
+
+from deepreg import __version__
+from deepreg.errors import DeepRegError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="deepreg", description="Learn gene regulation from promoter sequence (cis) and regulator expression (trans).")
+    parser.add_argument("--version", action="version", version=f"deepreg {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show library log messages")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if module.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{module.name}").register(subparsers)
+    return parser
+
+
+def _quiet_libraries(verbose: bool) -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2" if not verbose else "0")
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("mlflow", "alembic", "optuna", "absl", "tensorflow", "h5py"):
+        logging.getLogger(noisy).setLevel(logging.INFO if verbose else logging.WARNING)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    _quiet_libraries(args.verbose)
+    try:
+        return int(args.func(args) or 0)
+    except DeepRegError as error:
+        print(f"deepreg {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"deepreg {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""Options and helpers shared by several subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import yaml
+
+from deepreg.errors import DeepRegError
+
+
+def add_tracking_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tracking-uri", default=None,
+                        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlruns/mlflow.db)")
+    parser.add_argument("--experiment", default="deepreg", help="MLflow experiment name (default: deepreg)")
+
+
+def add_override_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value by its dotted key, e.g. --set training.epochs=5 (repeatable)")
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    overrides = {}
+    for pair in pairs:
+        key, separator, text = pair.partition("=")
+        if not separator or not key.strip():
+            raise DeepRegError(f"--set {pair!r}: expected KEY=VALUE, e.g. training.epochs=5")
+        try:
+            overrides[key.strip()] = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise DeepRegError(f"--set {pair!r}: the value is not valid YAML") from None
+    return overrides
+
+
+def keras_verbosity() -> int:
+    """A live progress bar on a terminal, one line per epoch in logs."""
+    return 1 if sys.stdout.isatty() else 2
+
+
+def mlflow_ui_hint(tracking_uri: str) -> str:
+    return f"mlflow ui --backend-store-uri {tracking_uri}"

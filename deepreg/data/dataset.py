@@ -1,0 +1,235 @@
+"""The factored dataset: promoters (G x L x 4), expression (G x C) and regulator inputs (C x R).
+
+A (gene, condition) pair is an index into these arrays, never a row of a materialised table: the
+sequence input depends only on the gene and the regulator input only on the condition.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from importlib import resources
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from deepreg.data import encoding, readers, splits
+from deepreg.data.config import DataConfig
+from deepreg.errors import DeepRegError
+
+log = logging.getLogger(__name__)
+
+BUNDLE_FILES = {"expression": "expression.pcl.gz", "promoters": "promoters.fa.gz",
+                "regulators": "regulators.txt", "genes": "genes.tsv"}
+CACHE_FORMAT = 1
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Dataset:
+    """Everything a model needs, in factored form. Arrays are read-only by convention."""
+
+    genes: tuple[str, ...]
+    conditions: tuple[str, ...]
+    regulators: tuple[str, ...]
+    sequences: np.ndarray
+    expression: np.ndarray
+    regulator_expression: np.ndarray
+    symbols: tuple[str, ...]
+    regulator_symbols: tuple[str, ...]
+    fingerprint: str
+    summary: dict
+
+    @property
+    def n_genes(self) -> int:
+        return len(self.genes)
+
+    @property
+    def n_conditions(self) -> int:
+        return len(self.conditions)
+
+    @property
+    def n_regulators(self) -> int:
+        return len(self.regulators)
+
+    @property
+    def sequence_length(self) -> int:
+        return int(self.sequences.shape[1])
+
+    def regulator_inputs(self) -> np.ndarray:
+        """C x R float32 regulator expression with missing cells filled with 0 (no change)."""
+        return np.nan_to_num(self.regulator_expression, nan=0.0).astype(np.float32)
+
+    def labels(self, task: str, config: DataConfig) -> np.ndarray:
+        """G x C float32 targets: log-ratios, or classes 0 down / 1 baseline / 2 up; NaN = not scored."""
+        values = self.expression if config.missing == "mask" else np.nan_to_num(self.expression, nan=0.0)
+        if task == "regression":
+            return values.astype(np.float32)
+        down, up = config.class_thresholds
+        classes = np.where(values <= down, 0.0, np.where(values >= up, 2.0, 1.0)).astype(np.float32)
+        classes[np.isnan(values)] = np.nan
+        return classes
+
+    def split(self, config: DataConfig) -> np.ndarray:
+        return splits.make_split(self.n_genes, self.n_conditions, config.split, config.split_fractions, config.split_seed)
+
+    def display_name(self, index: int) -> str:
+        """'MSN2 (YMR037C)' where a symbol is known, else the ORF id."""
+        symbol, orf = self.symbols[index], self.genes[index]
+        return f"{symbol} ({orf})" if symbol and symbol != orf else orf
+
+
+def bundle_paths(name: str) -> dict[str, Path]:
+    """Files of a dataset shipped inside the package (deepreg/bundled/<name>/)."""
+    folder = resources.files("deepreg") / "bundled" / name
+    available = sorted(p.name for p in (resources.files("deepreg") / "bundled").iterdir() if p.is_dir())
+    if not folder.is_dir():
+        raise DeepRegError(f"data.bundle: no bundled dataset named {name!r} (available: {', '.join(available) or 'none'})")
+    return {key: Path(str(folder / filename)) for key, filename in BUNDLE_FILES.items()}
+
+
+def input_paths(config: DataConfig) -> dict[str, Path | None]:
+    """Resolve the bundle and explicit paths into the four input files (genes may be None)."""
+    paths: dict[str, Path | None] = {key: None for key in BUNDLE_FILES}
+    if config.bundle:
+        paths.update(bundle_paths(config.bundle))
+    for key in BUNDLE_FILES:
+        explicit = getattr(config, key)
+        if explicit:
+            paths[key] = Path(explicit)
+    if paths["genes"] is not None and not paths["genes"].is_file():
+        paths["genes"] = None
+    for key in ("expression", "promoters", "regulators"):
+        if paths[key] is None or not paths[key].is_file():
+            raise DeepRegError(f"data.{key}: {paths[key]}: no such file")
+    return paths
+
+
+def fingerprint(paths: dict[str, Path | None], config: DataConfig) -> str:
+    """Hash of the input files' bytes and the config fields that shape the arrays."""
+    digest = hashlib.sha256()
+    for key in sorted(paths):
+        path = paths[key]
+        digest.update(key.encode())
+        if path is not None:
+            with open(path, "rb") as handle:
+                for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(chunk)
+    digest.update(json.dumps({"format": CACHE_FORMAT, **config.dataset_key()}, sort_keys=True).encode())
+    return digest.hexdigest()[:20]
+
+
+def build_dataset(config: DataConfig, paths: dict[str, Path | None] | None = None) -> Dataset:
+    """Read the input files and assemble the factored dataset (no cache)."""
+    paths = paths or input_paths(config)
+    matrix = readers.read_expression(paths["expression"])
+    promoters = readers.read_promoters(paths["promoters"])
+    regulators = readers.read_id_list(paths["regulators"], "regulator")
+    symbols = readers.read_gene_symbols(paths["genes"]) if paths["genes"] else {}
+    for orf, name in zip(matrix.genes, matrix.names):
+        if name and orf not in symbols and name != orf:
+            symbols[orf] = name
+
+    row_of = {gene: row for row, gene in enumerate(matrix.genes)}
+    absent = [r for r in regulators if r not in row_of]
+    if absent:
+        raise DeepRegError(f"{paths['regulators']}: regulator '{absent[0]}' is not a gene of the expression matrix "
+                           f"{paths['expression']} ({len(absent)} of {len(regulators)} regulators missing)")
+    regulator_expression = matrix.values[[row_of[r] for r in regulators]].T.copy()
+
+    kept = [row for row, gene in enumerate(matrix.genes) if gene in promoters]
+    if config.max_genes is not None and len(kept) > config.max_genes:
+        chosen = np.sort(np.random.default_rng(0).choice(len(kept), config.max_genes, replace=False))
+        kept = [kept[i] for i in chosen]
+    if len(kept) < 2:
+        raise DeepRegError(f"{paths['promoters']}: only {len(kept)} genes of {paths['expression']} have a promoter; "
+                           "check that both files use the same gene ids")
+    genes = tuple(matrix.genes[row] for row in kept)
+    lengths = np.array([len(promoters[g]) for g in genes])
+    summary = {
+        "genes_in_expression": len(matrix.genes),
+        "genes_without_promoter": sum(1 for g in matrix.genes if g not in promoters),
+        "promoters_without_expression": sum(1 for g in promoters if g not in row_of),
+        "genes": len(genes),
+        "conditions": len(matrix.conditions),
+        "regulators": len(regulators),
+        "missing_cells": int(np.isnan(matrix.values[kept]).sum()),
+        "promoters_padded": int((lengths < config.sequence_length).sum()),
+        "promoters_trimmed": int((lengths > config.sequence_length).sum()),
+    }
+    return Dataset(
+        genes=genes,
+        conditions=tuple(matrix.conditions),
+        regulators=tuple(regulators),
+        sequences=encoding.one_hot((promoters[g] for g in genes), config.sequence_length),
+        expression=matrix.values[kept].copy(),
+        regulator_expression=regulator_expression,
+        symbols=tuple(symbols.get(g, "") for g in genes),
+        regulator_symbols=tuple(symbols.get(r, "") for r in regulators),
+        fingerprint=fingerprint(paths, config),
+        summary=summary,
+    )
+
+
+def load_dataset(config: DataConfig, *, use_cache: bool = True) -> Dataset:
+    """The dataset for a config, from the HDF5 cache when its fingerprint matches, else built and cached."""
+    paths = input_paths(config)
+    key = fingerprint(paths, config)
+    cache_file = Path(config.cache_dir) / f"dataset-{key}.h5"
+    if use_cache and cache_file.is_file():
+        try:
+            return read_cache(cache_file)
+        except (OSError, KeyError) as error:
+            log.warning("ignoring unreadable cache %s (%s); rebuilding", cache_file, error)
+    dataset = build_dataset(config, paths)
+    if use_cache:
+        write_cache(dataset, cache_file)
+    return dataset
+
+
+def _strings(values) -> np.ndarray:
+    return np.array([v.encode("utf-8") for v in values], dtype=object)
+
+
+def write_cache(dataset: Dataset, path: Path) -> Path:
+    """Write atomically: a temporary file in the same folder, renamed into place when complete."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=".partial-", suffix=".h5", dir=path.parent)
+    os.close(handle)
+    try:
+        with h5py.File(temporary, "w") as store:
+            text = h5py.string_dtype("utf-8")
+            for name in ("genes", "conditions", "regulators", "symbols", "regulator_symbols"):
+                store.create_dataset(name, data=_strings(getattr(dataset, name)), dtype=text)
+            store.create_dataset("sequences", data=dataset.sequences, compression="gzip", compression_opts=4)
+            store.create_dataset("expression", data=dataset.expression)
+            store.create_dataset("regulator_expression", data=dataset.regulator_expression)
+            store.attrs["fingerprint"] = dataset.fingerprint
+            store.attrs["summary"] = json.dumps(dataset.summary)
+            store.attrs["format"] = CACHE_FORMAT
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+    return path
+
+
+def read_cache(path: Path) -> Dataset:
+    with h5py.File(path, "r") as store:
+        if store.attrs.get("format") != CACHE_FORMAT:
+            raise KeyError("cache format changed")
+
+        def strings(name):
+            return tuple(v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in store[name][()])
+
+        return Dataset(
+            genes=strings("genes"), conditions=strings("conditions"), regulators=strings("regulators"),
+            sequences=store["sequences"][()], expression=store["expression"][()],
+            regulator_expression=store["regulator_expression"][()], symbols=strings("symbols"),
+            regulator_symbols=strings("regulator_symbols"), fingerprint=str(store.attrs["fingerprint"]),
+            summary=json.loads(store.attrs["summary"]),
+        )

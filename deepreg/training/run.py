@@ -1,0 +1,165 @@
+"""A run: one configuration trained end to end and recorded in MLflow.
+
+`RunConfig` joins the data, model and training configs (one YAML file with three sections).
+`tracked_training` loads the data, fits the model and logs everything a reader of the run needs:
+all config values as params, per-epoch learning curves as step metrics, validation and test scores,
+figures, the resolved config, the data fingerprint and the model in Keras format.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import keras
+import mlflow
+import numpy as np
+
+from deepreg._config import Config, read_yaml_mapping
+from deepreg.data.config import DataConfig
+from deepreg.data.dataset import Dataset, load_dataset
+from deepreg.data.splits import TEST, describe
+from deepreg.errors import DeepRegError
+from deepreg.models.config import ModelConfig
+from deepreg.tracking import plots
+from deepreg.tracking.callbacks import MlflowEpochLogger
+from deepreg.tracking.store import DEFAULT_EXPERIMENT, ensure_experiment, use_tracking
+from deepreg.training.config import TrainingConfig
+from deepreg.training.evaluate import predict_matrix
+from deepreg.training.train import TrainingResult, fit
+
+log = logging.getLogger(__name__)
+MODEL_ARTIFACT = "model"
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig(Config):
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    training: TrainingConfig = TrainingConfig()
+
+    @classmethod
+    def from_files(cls, path: str | Path | None = None, *, model: str | Path | None = None,
+                   overrides: Mapping[str, Any] | None = None) -> "RunConfig":
+        """Read a run YAML (sections data, model, training); `model` replaces the model section with
+        a model-only YAML (as in configs/models/); dotted `overrides` are applied last."""
+        values = read_yaml_mapping(path) if path else {}
+        if model:
+            values["model"] = read_yaml_mapping(model)
+        config = cls.from_dict(values, source=str(path or model or "defaults"))
+        return config.with_updates(overrides, source="--set") if overrides else config
+
+
+@dataclasses.dataclass
+class TrackedRun:
+    run_id: str
+    experiment_id: str
+    model_uri: str
+    result: TrainingResult
+    dataset: Dataset
+
+
+def tracked_training(config: RunConfig, *, experiment: str = DEFAULT_EXPERIMENT, tracking_uri: str | None = None,
+                     run_name: str | None = None, tags: Mapping[str, str] | None = None,
+                     parent_run_id: str | None = None, callbacks=(), verbose: int | str = "auto",
+                     dataset: Dataset | None = None) -> TrackedRun:
+    """Train `config` inside a new MLflow run (nested under `parent_run_id` when given)."""
+    use_tracking(tracking_uri)
+    experiment_id = ensure_experiment(experiment, tracking_uri)
+    client = mlflow.MlflowClient()
+    dataset = dataset or load_dataset(config.data)
+    run_tags = {"deepreg.data_fingerprint": dataset.fingerprint, "deepreg.model_name": config.model.name,
+                **(tags or {})}
+    if parent_run_id:
+        run_tags["mlflow.parentRunId"] = parent_run_id
+    run = client.create_run(experiment_id, run_name=run_name or config.model.name, tags=run_tags)
+    run_id = run.info.run_id
+    try:
+        _log_params(client, run_id, config, dataset)
+        result = fit(dataset, config.data, config.model, config.training,
+                     callbacks=[MlflowEpochLogger(run_id, client), *callbacks], verbose=verbose)
+        model_uri = _log_outcome(client, run_id, config, dataset, result)
+    except KeyboardInterrupt:
+        client.set_tag(run_id, "deepreg.stopped_by", "interrupt")
+        client.set_terminated(run_id, "KILLED")
+        raise
+    except BaseException as error:
+        client.set_tag(run_id, "deepreg.error", f"{type(error).__name__}: {error}"[:5000])
+        client.set_terminated(run_id, "FAILED")
+        raise
+    client.set_terminated(run_id, "FINISHED")
+    return TrackedRun(run_id=run_id, experiment_id=experiment_id, model_uri=model_uri, result=result, dataset=dataset)
+
+
+def _log_params(client: mlflow.MlflowClient, run_id: str, config: RunConfig, dataset: Dataset) -> None:
+    params = {**config.to_params(), "data.fingerprint": dataset.fingerprint}
+    items = [mlflow.entities.Param(key, value[:6000]) for key, value in params.items()]
+    for start in range(0, len(items), 100):
+        client.log_batch(run_id, params=items[start:start + 100])
+    split = dataset.split(config.data)
+    client.log_dict(run_id, {**dataset.summary, "pairs": describe(split)}, "data_summary.json")
+    client.log_text(run_id, config.to_yaml(), "config.yaml")
+
+
+def _log_outcome(client: mlflow.MlflowClient, run_id: str, config: RunConfig, dataset: Dataset,
+                 result: TrainingResult) -> str:
+    metrics = {"epochs_run": result.epochs_run, "train_seconds": result.seconds}
+    for split_name, scores in result.scores.items():
+        for key, value in scores.items():
+            if isinstance(value, (int, float)):
+                metrics[f"{split_name}_{key}"] = float(value)
+    now = int(time.time() * 1000)
+    client.log_batch(run_id, metrics=[mlflow.entities.Metric(k, v, now, 0) for k, v in metrics.items()])
+    client.log_dict(run_id, result.scores, "scores.json")
+    with tempfile.TemporaryDirectory() as folder:
+        figure_dir = Path(folder)
+        plots.learning_curves(result.history, figure_dir / "learning_curves.png")
+        _test_figure(config, dataset, result, figure_dir)
+        for figure in figure_dir.iterdir():
+            client.log_artifact(run_id, str(figure), "figures")
+    with mlflow.start_run(run_id=run_id):
+        info = mlflow.keras.log_model(result.model, name=MODEL_ARTIFACT, pip_requirements=_requirements())
+    client.set_tag(run_id, "deepreg.model_uri", info.model_uri)
+    return info.model_uri
+
+
+def _test_figure(config: RunConfig, dataset: Dataset, result: TrainingResult, folder: Path) -> None:
+    split = dataset.split(config.data)
+    rows = np.flatnonzero((split == TEST).any(axis=1))
+    if not len(rows):
+        return
+    if config.model.task == "classification":
+        plots.confusion(result.scores["test"]["confusion_percent"], folder / "test_confusion.png")
+        return
+    background = config.data.background if config.data.n_encoding == "background" else None
+    predictions = predict_matrix(result.model, dataset.sequences, dataset.regulator_inputs(), rows,
+                                 background=background)
+    labels = dataset.labels("regression", config.data)[rows]
+    scored = (split[rows] == TEST) & ~np.isnan(labels)
+    plots.predicted_vs_observed(predictions[scored], labels[scored], folder / "test_predicted_vs_observed.png")
+
+
+def _requirements() -> list[str]:
+    from importlib.metadata import PackageNotFoundError, version
+    requirements = [f"keras=={keras.__version__}"]
+    for package in ("tensorflow-cpu", "tensorflow"):
+        try:
+            requirements.append(f"{package}=={version(package)}")
+            break
+        except PackageNotFoundError:
+            continue
+    return requirements
+
+
+def load_model(model_uri: str) -> keras.Model:
+    """Load a logged DeepREG model (any MLflow model URI) with its custom layers registered."""
+    import deepreg.models.layers  # noqa: F401  (registers the custom layers)
+    import deepreg.training.losses  # noqa: F401
+    try:
+        return mlflow.keras.load_model(model_uri)
+    except mlflow.exceptions.MlflowException as error:
+        raise DeepRegError(f"model {model_uri}: cannot be loaded ({error})") from None

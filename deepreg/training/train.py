@@ -1,0 +1,107 @@
+"""Fit a block model with Keras: the notebook's schedule, seeded, with per-epoch evaluation."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+
+import keras
+import numpy as np
+
+from deepreg.data.batches import BlockBatches
+from deepreg.data.config import DataConfig
+from deepreg.data.dataset import Dataset
+from deepreg.data.splits import TEST, TRAIN, VALIDATION
+from deepreg.models.build import build_model
+from deepreg.models.config import ModelConfig
+from deepreg.training.config import TrainingConfig
+from deepreg.training.evaluate import predict_matrix, score_pairs
+from deepreg.training.losses import MaskedLoss
+
+log = logging.getLogger(__name__)
+SCALAR_SCORES = ("loss", "mse", "pearson_r", "accuracy")
+
+
+@dataclasses.dataclass
+class TrainingResult:
+    model: keras.Model
+    history: dict[str, list[float]]
+    scores: dict[str, dict]
+    epochs_run: int
+    seconds: float
+
+
+def make_optimizer(config: TrainingConfig) -> keras.optimizers.Optimizer:
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(learning_rate=config.learning_rate, momentum=config.momentum)
+    return keras.optimizers.Adam(learning_rate=config.learning_rate)
+
+
+class EpochEvaluation(keras.callbacks.Callback):
+    """After every epoch, predict the validation genes (and a sample of training genes) once and add
+    `val_*` and `train_*` scores to the epoch's logs, where the schedule and trackers read them."""
+
+    def __init__(self, dataset: Dataset, labels: np.ndarray, split: np.ndarray, task: str,
+                 background, sample_genes: int, seed: int):
+        super().__init__()
+        self.dataset, self.labels, self.split, self.task, self.background = dataset, labels, split, task, background
+        rng = np.random.default_rng(seed)
+        validation_rows = np.flatnonzero((split == VALIDATION).any(axis=1))
+        train_rows = np.flatnonzero((split == TRAIN).any(axis=1))
+        sampled = rng.choice(train_rows, min(sample_genes, len(train_rows)), replace=False) if len(train_rows) else train_rows
+        self.rows = np.union1d(validation_rows, sampled)
+        self.regulator_inputs = dataset.regulator_inputs()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        predictions = predict_matrix(self.model, self.dataset.sequences, self.regulator_inputs, self.rows,
+                                     background=self.background)
+        labels = self.labels[self.rows]
+        for prefix, code in (("val", VALIDATION), ("train", TRAIN)):
+            scores = score_pairs(predictions, labels, self.split[self.rows] == code, self.task)
+            for name in SCALAR_SCORES:
+                if name in scores and not (prefix == "train" and name == "loss"):
+                    logs[f"{prefix}_{name}"] = scores[name]
+        logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+
+def fit(dataset: Dataset, data_config: DataConfig, model_config: ModelConfig, training: TrainingConfig, *,
+        callbacks=(), verbose: int | str = "auto") -> TrainingResult:
+    """Train a new model on the training pairs of `data_config`'s split; score validation and test."""
+    keras.utils.set_random_seed(training.seed)
+    split = dataset.split(data_config)
+    labels = dataset.labels(model_config.task, data_config)
+    background = data_config.background if data_config.n_encoding == "background" else None
+    model = build_model(model_config, dataset.sequence_length, dataset.n_regulators)
+    model.compile(optimizer=make_optimizer(training), loss=MaskedLoss(model_config.task))
+    batches = BlockBatches(dataset.sequences, dataset.regulator_inputs(), labels, split, TRAIN,
+                           block_genes=training.block_genes, block_conditions=training.block_conditions,
+                           seed=training.seed, background=background, max_batches=training.max_steps_per_epoch)
+    schedule = [
+        EpochEvaluation(dataset, labels, split, model_config.task, background, training.train_metrics_genes,
+                        training.seed),
+        keras.callbacks.ReduceLROnPlateau(monitor=training.monitor, factor=training.lr_factor,
+                                          patience=training.lr_patience, verbose=0),
+        keras.callbacks.EarlyStopping(monitor=training.monitor, patience=training.early_stopping_patience,
+                                      restore_best_weights=True, verbose=0),
+    ]
+    started = time.perf_counter()
+    history = model.fit(batches, epochs=training.epochs,
+                        callbacks=schedule + list(callbacks), verbose=verbose)
+    seconds = time.perf_counter() - started
+    scores = evaluate_splits(model, dataset, labels, split, model_config.task, background)
+    return TrainingResult(model=model, history={k: [float(v) for v in vs] for k, vs in history.history.items()},
+                          scores=scores, epochs_run=len(history.epoch), seconds=seconds)
+
+
+def evaluate_splits(model, dataset: Dataset, labels: np.ndarray, split: np.ndarray, task: str, background) -> dict:
+    """Validation and test scores over every pair of those splits."""
+    scores = {}
+    for name, code in (("validation", VALIDATION), ("test", TEST)):
+        rows = np.flatnonzero((split == code).any(axis=1))
+        if not len(rows):
+            continue
+        predictions = predict_matrix(model, dataset.sequences, dataset.regulator_inputs(), rows, background=background)
+        scores[name] = score_pairs(predictions, labels[rows], split[rows] == code, task)
+    return scores
