@@ -25,8 +25,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="show library log messages")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        if module.name.startswith("_"):
-            importlib.import_module(f"{__name__}.{module.name}").register(subparsers)
+        if module.name.startswith("_") and not module.name.startswith("__"):
+            command_module = importlib.import_module(f"{__name__}.{module.name}")
+            if hasattr(command_module, "register"):
+                command_module.register(subparsers)
     return parser
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Iterable
-from pathlib import Path
 
 import numpy as np
 
@@ -80,7 +79,3 @@ def meme_text(motifs: Iterable[Motif], background: Iterable[float]) -> str:
         lines += [" " + "  ".join(f"{value:.6f}" for value in row) for row in motif.probabilities]
         lines.append("")
     return "\n".join(lines)
-
-
-def write_meme(path: str | Path, motifs: Iterable[Motif], background: Iterable[float]) -> None:
-    Path(path).write_text(meme_text(motifs, background), encoding="utf-8")

@@ -5,6 +5,9 @@ A batch is a block: the promoters of `block_genes` genes, the regulator inputs o
 requested split or not observed. Each pair of the split lies in exactly one block per epoch; blocks
 are reshuffled every epoch from a fixed seed. With `max_batches`, an epoch is the first blocks of
 that epoch's shuffle (quick runs); the others come up in later epochs.
+
+`PairBatches` is the naive form's input: one row per pair (a promoter and a regulator vector per
+pair), gathered batch by batch from the same factored arrays, never stored as a table.
 """
 
 from __future__ import annotations
@@ -68,6 +71,54 @@ class BlockBatches(keras.utils.PyDataset):
             "regulators": self.regulator_inputs[columns],
         }
         return inputs, self.labels[np.ix_(rows, columns)]
+
+    def on_epoch_end(self) -> None:
+        self.epoch += 1
+        self._arrange()
+
+
+class PairBatches(keras.utils.PyDataset):
+    """Keras dataset of (inputs, labels) batches with one row per pair where `split == which`.
+
+    Feeds the pair model (`implementation: naive`): each batch gathers `batch_pairs` promoters and
+    regulator vectors, one per pair, from the factored arrays. Pairs are reshuffled every epoch.
+    """
+
+    def __init__(self, sequences: np.ndarray, regulator_inputs: np.ndarray, labels: np.ndarray,
+                 split: np.ndarray, which: int, *, batch_pairs: int, shuffle: bool = True, seed: int = 0,
+                 background=None, max_batches: int | None = None):
+        super().__init__()
+        in_split = (split == which) & ~np.isnan(labels)
+        self.sequences = sequences
+        self.regulator_inputs = regulator_inputs.astype(np.float32)
+        self.genes, self.conditions = (axis.astype(np.int32) for axis in np.nonzero(in_split))
+        self.targets = labels[in_split].astype(np.float32)
+        self.n_pairs = len(self.targets)
+        self.batch_pairs = max(1, int(batch_pairs))
+        self.shuffle, self.seed, self.background, self.max_batches = shuffle, seed, background, max_batches
+        self.epoch = 0
+        self._arrange()
+
+    def _arrange(self) -> None:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        self.order = rng.permutation(self.n_pairs) if self.shuffle else np.arange(self.n_pairs)
+
+    def __len__(self) -> int:
+        count = math.ceil(self.n_pairs / self.batch_pairs)
+        return count if self.max_batches is None else min(count, self.max_batches)
+
+    def pairs(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Gene and condition indices of the pairs in batch `index` of this epoch."""
+        chosen = self.order[index * self.batch_pairs:(index + 1) * self.batch_pairs]
+        return self.genes[chosen], self.conditions[chosen]
+
+    def __getitem__(self, index: int):
+        chosen = self.order[index * self.batch_pairs:(index + 1) * self.batch_pairs]
+        inputs = {
+            "sequence": as_model_input(self.sequences[self.genes[chosen]], self.background),
+            "regulators": self.regulator_inputs[self.conditions[chosen]],
+        }
+        return inputs, self.targets[chosen]
 
     def on_epoch_end(self) -> None:
         self.epoch += 1

@@ -110,17 +110,21 @@ class Promoters:
 
 
 def read_genbank_genes(source: str | Path | IO[str], name: str | None = None) -> Genome:
-    """Read every record of a GenBank file: its sequence and its `gene` features."""
+    """Read every record of a GenBank file (gzip allowed) or text stream: its sequence and `gene` features."""
     SeqIO = _import_seqio()
     label = name or _label(source)
     chromosomes: dict[str, str] = {}
     genes: list[GeneFeature] = []
     unstranded: list[str] = []
+    handle = _open_text(Path(source)) if isinstance(source, (str, os.PathLike)) else source
     try:
-        for record in SeqIO.parse(source, "genbank"):
+        for record in SeqIO.parse(handle, "genbank"):
             _add_genbank_record(record, label, chromosomes, genes, unstranded)
     except (ValueError, AssertionError) as error:
         raise DeepRegError(f"{label}: not a readable GenBank file ({error})") from None
+    finally:
+        if handle is not source:
+            handle.close()
     if not chromosomes:
         raise DeepRegError(f"{label}: no GenBank records found (expected LOCUS ... ORIGIN ... //)")
     return Genome(chromosomes=chromosomes, genes=tuple(genes), source=label, unstranded=tuple(unstranded))

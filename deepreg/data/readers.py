@@ -61,13 +61,9 @@ def read_expression(path: str | Path) -> ExpressionMatrix:
     conditions = tuple(header[first_value_column:])
     if not conditions:
         raise DeepRegError(f"{path}: line 1: expected at least one condition column after {header[:first_value_column]}")
-    try:
-        table = pd.read_csv(io.StringIO(body), sep=separator, header=None, dtype=str, keep_default_na=False,
-                            na_filter=False, engine="c", quoting=3)
-    except pd.errors.ParserError as error:
-        raise DeepRegError(f"{path}: {_pandas_error_with_line(error)}") from None
-    if table.shape[1] != len(header):
-        raise DeepRegError(f"{path}: line 2: expected {len(header)} tab-separated fields as in the header, got {table.shape[1]}")
+    _check_field_counts(body, separator, len(header), path)
+    table = pd.read_csv(io.StringIO(body), sep=separator, header=None, dtype=str, keep_default_na=False,
+                        na_filter=False, engine="c", quoting=3)
     table = table[table.iloc[:, 0].str.upper() != "EWEIGHT"] if is_pcl else table
     genes = tuple(table.iloc[:, 0].str.strip())
     names = tuple(table.iloc[:, 1].str.strip()) if is_pcl else ("",) * len(genes)
@@ -76,11 +72,12 @@ def read_expression(path: str | Path) -> ExpressionMatrix:
     return ExpressionMatrix(genes=genes, conditions=conditions, values=values, names=names)
 
 
-def _pandas_error_with_line(error: Exception) -> str:
-    match = re.search(r"line (\d+)", str(error))
-    if match:
-        return f"line {int(match.group(1)) + 1}: wrong number of fields ({error})"
-    return str(error)
+def _check_field_counts(body: str, separator: str, expected: int, path) -> None:
+    for number, line in enumerate(body.split("\n"), start=2):
+        line = line.rstrip("\r")
+        if line and line.count(separator) + 1 != expected:
+            raise DeepRegError(f"{path}: line {number}: expected {expected} fields as in the header, "
+                               f"got {line.count(separator) + 1}")
 
 
 def _parse_numbers(cells: pd.DataFrame, path, conditions, row_index: np.ndarray) -> np.ndarray:
@@ -114,10 +111,9 @@ def read_promoters(path: str | Path) -> dict[str, str]:
     with open_text(path) as handle:
         text = handle.read()
     lines = text.splitlines()
-    first = next((line for line in lines if line.strip()), None)
-    if first is None:
+    if not any(line.strip() for line in lines):
         raise DeepRegError(f"{path}: empty file, expected FASTA or ID<TAB>SEQUENCE lines")
-    if first.startswith(">"):
+    if any(line.startswith(">") for line in lines):
         return _parse_fasta(lines, path)
     return _parse_two_columns(lines, path)
 

@@ -16,7 +16,8 @@ each is checked to re-mangle to the stored one.
 
 Values are written back as the shortest text that round-trips the float64 read (Python's `repr`), which
 reproduces the source's two or three decimals exactly. Bundle files are byte-reproducible: gzip with
-mtime 0 and no file name, inputs named by file name only, JSON with sorted keys, no timestamps.
+mtime 0 and no file name, inputs named by file name only, JSON with sorted keys, no timestamps. (A
+different zlib build may compress differently; the decompressed content stays identical.)
 """
 
 from __future__ import annotations

@@ -1,22 +1,26 @@
 """Build any point of the architecture space from a `ModelConfig`.
 
 Every network is three shared parts plus a fusion: a sequence tower (promoter -> features), a
-regulator tower (regulator expression -> features), a fusion layer (the first head layer) and the
-rest of the head. The same parts are composed two ways:
+regulator tower (regulator expression -> features), a fusion layer (the first head layer, or the
+recurrent layer of `concat_rnn`) and the rest of the head. The same parts are composed two ways:
 
-- the block model (`form="block"`): inputs are G_b promoters and C_b regulator vectors, the output is
-  the G_b x C_b matrix of predictions; each tower runs once per gene or condition in the block;
-- the pair model (`form="pair"`): one promoter and one regulator vector per pair, output one value
-  per pair; the fused vector is materialised (the naive reference).
+- the block model: inputs are G_b promoters and C_b regulator vectors, the output is the G_b x C_b
+  matrix of predictions; each tower runs once per gene or condition in the block and the fusion is
+  contracted without materialising anything per pair (the `factorised` implementation);
+- the pair model: one promoter and one regulator vector per pair, one output per pair; the towers
+  run once per pair and the fused vector is materialised (the `naive` reference of the notebook).
 
 `build_models` returns both on the same weights; saved and logged models are block models.
+Per-pair randomness differs in one respect: in a block, dropout in the sequence tower and the
+reverse-complement augmentation draw once per gene (shared by the gene's conditions in the block),
+pairwise once per pair. At inference (no dropout) the two models compute the same function.
 """
 
 from __future__ import annotations
 
 import keras
 
-from deepreg.models import layers as fusion_layers
+from deepreg.models import layers as deepreg_layers
 from deepreg.models.config import ModelConfig
 from deepreg.models.registry import FUSIONS, SEQUENCE_TOWERS, lookup, register_fusion, register_sequence_tower
 
@@ -24,51 +28,106 @@ SEQUENCE_INPUT, REGULATOR_INPUT = "sequence", "regulators"
 
 
 def make_regularizer(config: ModelConfig):
-    """l1/l2 on all weights, as the notebook's regularised single-layer model."""
+    """l1/l2 on all kernels, as the notebook's regularised single-layer model."""
     if config.l1 == 0 and config.l2 == 0:
         return None
     return keras.regularizers.L1L2(l1=config.l1, l2=config.l2)
 
 
+def _conv_block(x, index: int, filters: int, width: int, pool, stride: int, config: ModelConfig, regularizer):
+    """One conv layer with its batch-norm, activation and pool.
+
+    Without batch-norm (and with a non-decreasing activation) the pool is fused into the conv layer,
+    which pools before adding the bias and activating (same values, fewer passes). Batch-norm sits
+    between the conv and the activation, so the pool then comes after, as a separate layer.
+    """
+    spec = config.sequence
+    mirrored = spec.reverse_complement == "mirrored"
+    fused = not spec.batch_norm and spec.activation in deepreg_layers.MONOTONE_ACTIVATIONS
+    x = deepreg_layers.SequenceConv(
+        filters, width, padding=spec.padding, activation=None if spec.batch_norm else spec.activation,
+        use_bias=not spec.batch_norm, mirrored=mirrored, pool=pool if fused else "none", pool_stride=stride or None,
+        kernel_regularizer=regularizer, name=f"conv_{index}")(x)
+    if spec.batch_norm:
+        norm = deepreg_layers.MirroredBatchNormalization if mirrored else keras.layers.BatchNormalization
+        x = norm(name=f"batch_norm_{index}")(x)
+        x = keras.layers.Activation(spec.activation, name=f"activation_{index}")(x)
+    if not fused and pool == "global":
+        x = keras.layers.GlobalMaxPooling1D(name=f"global_max_{index}")(x)
+    elif not fused and pool != "none":
+        x = keras.layers.MaxPooling1D(pool, strides=stride, name=f"max_pool_{index}")(x)
+    if spec.dropout:
+        x = keras.layers.Dropout(spec.dropout, name=f"conv_dropout_{index}")(x)
+    return x
+
+
+def _recurrent_layer(config: ModelConfig, regularizer) -> keras.layers.Layer:
+    kind = keras.layers.LSTM if config.sequence.recurrent == "lstm" else keras.layers.GRU
+    return kind(config.sequence.recurrent_units, kernel_regularizer=regularizer, recurrent_regularizer=regularizer,
+                name=f"sequence_{config.sequence.recurrent}")
+
+
 @register_sequence_tower("conv")
 def conv_tower(config: ModelConfig, sequence_length: int, regularizer) -> keras.Model:
-    """Conv1D layers, each optionally followed by a max-pool (a factor) or a global max over positions."""
+    """Conv layers (each with its pool), strand merge, then a recurrent layer or a flatten, then dense layers.
+
+    When the fusion reads positions (`concat_rnn`), the tower stops after the conv stack and returns
+    per-position features; the recurrent layer is then the fusion.
+    """
     spec = config.sequence
     inputs = keras.Input((sequence_length, 4), name="promoter")
     x = inputs
-    for index, (filters, width, pool) in enumerate(
-            zip(spec.per_layer("filters"), spec.per_layer("filter_width"), spec.per_layer("pool")), start=1):
-        x = keras.layers.Conv1D(filters, width, padding=spec.padding, activation=spec.activation,
-                                kernel_regularizer=regularizer, name=f"conv_{index}")(x)
-        if pool == "global":
-            x = keras.layers.GlobalMaxPooling1D(name=f"global_max_{index}")(x)
-        elif pool != "none":
-            x = keras.layers.MaxPooling1D(int(pool), strides=int(pool), name=f"max_pool_{index}")(x)
-    if len(x.shape) == 3:
+    if spec.reverse_complement == "augment":
+        x = deepreg_layers.RandomReverseComplement(name="reverse_complement")(x)
+    layers = zip(spec.per_layer("filters"), spec.per_layer("filter_width"), spec.pool_windows())
+    for index, (filters, width, (pool, stride)) in enumerate(layers, start=1):
+        x = _conv_block(x, index, filters, width, pool, stride, config, regularizer)
+    if spec.reverse_complement == "mirrored":
+        x = deepreg_layers.MergeStrands(name="merge_strands")(x)
+    if config.reads_positions:
+        return keras.Model(inputs, x, name="sequence_tower")
+    if spec.recurrent != "none":
+        x = _recurrent_layer(config, regularizer)(x)
+    elif len(x.shape) == 3:
         x = keras.layers.Flatten(name="flatten")(x)
+    for index, units in enumerate(spec.dense_units, start=1):
+        x = keras.layers.Dense(units, activation=spec.activation, kernel_regularizer=regularizer,
+                               name=f"sequence_dense_{index}")(x)
+        if spec.dropout:
+            x = keras.layers.Dropout(spec.dropout, name=f"sequence_dropout_{index}")(x)
     return keras.Model(inputs, x, name="sequence_tower")
 
 
 def regulator_tower(config: ModelConfig, n_regulators: int, regularizer) -> keras.Model:
     """Dense layers over the regulator vector, or the raw vector itself when there are none."""
+    spec = config.regulators
     inputs = keras.Input((n_regulators,), name="regulator_expression")
     x = inputs
-    for index, units in enumerate(config.regulators.dense_units, start=1):
-        x = keras.layers.Dense(units, activation=config.regulators.activation, kernel_regularizer=regularizer,
+    for index, units in enumerate(spec.dense_units, start=1):
+        x = keras.layers.Dense(units, activation=spec.activation, kernel_regularizer=regularizer,
                                name=f"regulator_dense_{index}")(x)
+        if spec.dropout:
+            x = keras.layers.Dropout(spec.dropout, name=f"regulator_dropout_{index}")(x)
     return keras.Model(inputs, x, name="regulator_tower")
 
 
 @register_fusion("tensor")
 def tensor_fusion(config: ModelConfig, regularizer):
-    return fusion_layers.TensorProductDense(config.head.dense_units[0], activation=config.head.activation,
-                                            kernel_regularizer=regularizer, name="fusion")
+    return deepreg_layers.TensorProductDense(config.head.dense_units[0], activation=config.head.activation,
+                                             contraction=config.contraction, kernel_regularizer=regularizer,
+                                             name="fusion")
 
 
 @register_fusion("concat")
 def concat_fusion(config: ModelConfig, regularizer):
-    return fusion_layers.ConcatDense(config.head.dense_units[0], activation=config.head.activation,
-                                     kernel_regularizer=regularizer, name="fusion")
+    return deepreg_layers.ConcatDense(config.head.dense_units[0], activation=config.head.activation,
+                                      kernel_regularizer=regularizer, name="fusion")
+
+
+@register_fusion("concat_rnn")
+def concat_rnn_fusion(config: ModelConfig, regularizer):
+    return deepreg_layers.ConcatRecurrent(config.sequence.recurrent_units, cell=config.sequence.recurrent,
+                                          kernel_regularizer=regularizer, name="fusion")
 
 
 def head(config: ModelConfig, regularizer) -> list[keras.layers.Layer]:
@@ -77,12 +136,13 @@ def head(config: ModelConfig, regularizer) -> list[keras.layers.Layer]:
     A list of layers rather than a sub-model: the same layers act on the last axis of block outputs
     (G_b x C_b x units) and of pair outputs (pairs x units).
     """
+    units_after_fusion = config.head.dense_units if config.reads_positions else config.head.dense_units[1:]
     parts: list[keras.layers.Layer] = []
-    for index, units in enumerate(config.head.dense_units[1:], start=2):
-        parts.append(keras.layers.Dropout(config.head.dropout, name=f"dropout_{index - 1}"))
+    for index, units in enumerate(units_after_fusion, start=1):
+        parts.append(keras.layers.Dropout(config.head.dropout, name=f"dropout_{index}"))
         parts.append(keras.layers.Dense(units, activation=config.head.activation, kernel_regularizer=regularizer,
-                                        name=f"dense_{index}"))
-    parts.append(keras.layers.Dropout(config.head.dropout, name=f"dropout_{len(config.head.dense_units)}"))
+                                        name=f"dense_{index + 1}"))
+    parts.append(keras.layers.Dropout(config.head.dropout, name=f"dropout_{len(units_after_fusion) + 1}"))
     activation = None if config.task == "regression" else "softmax"
     parts.append(keras.layers.Dense(config.n_outputs, activation=activation, kernel_regularizer=regularizer,
                                     name="output"))
@@ -91,6 +151,7 @@ def head(config: ModelConfig, regularizer) -> list[keras.layers.Layer]:
 
 def build_models(config: ModelConfig, sequence_length: int, n_regulators: int) -> tuple[keras.Model, keras.Model]:
     """The block model and the pair model of one architecture, sharing every weight."""
+    config.validate_for(sequence_length)
     regularizer = make_regularizer(config)
     sequence_tower = lookup(SEQUENCE_TOWERS, "sequence tower", "model.sequence.tower", config.sequence.tower)(
         config, sequence_length, regularizer)
@@ -101,12 +162,11 @@ def build_models(config: ModelConfig, sequence_length: int, n_regulators: int) -
     def compose(pairwise: bool, name: str) -> keras.Model:
         sequence_in = keras.Input((sequence_length, 4), name=SEQUENCE_INPUT)
         regulators_in = keras.Input((n_regulators,), name=REGULATOR_INPUT)
-        hidden = fusion([sequence_tower(sequence_in), regulators(regulators_in)], pairwise=pairwise)
-        outputs = hidden
+        outputs = fusion([sequence_tower(sequence_in), regulators(regulators_in)], pairwise=pairwise)
         for layer in top:
             outputs = layer(outputs)
         if config.task == "regression":
-            outputs = fusion_layers.SqueezeLast(name="prediction")(outputs)
+            outputs = deepreg_layers.SqueezeLast(name="prediction")(outputs)
         return keras.Model({SEQUENCE_INPUT: sequence_in, REGULATOR_INPUT: regulators_in}, outputs, name=name)
 
     return compose(False, "deepreg_block"), compose(True, "deepreg_pair")

@@ -1,4 +1,20 @@
-"""The model half of a run's configuration: one frozen config picks a point of the architecture space."""
+"""The model half of a run's configuration: one frozen config picks a point of the architecture space.
+
+The space (every architecture of the 2017 notebook is a point of it, see `configs/models/`):
+
+- sequence module: 0-3 conv layers (filters, width, padding, batch-norm, a max-pool after each layer
+  with a factor and stride, or a global max over positions), reverse-complement handling, an optional
+  recurrent layer over the positions left, optional dense layers;
+- regulator module: the raw regulator vector, or dense layers;
+- fusion: `tensor` (outer product into the first head layer), `concat` (concatenation into the first
+  head layer) or `concat_rnn` (each position's sequence features concatenated with the regulator
+  features and read by the recurrent layer);
+- head: dense layers with dropout, then a linear output (regression) or a 3-class softmax.
+
+Checks that need only the config run when it is built (`__post_init__`); checks that need the
+promoter length (pool factors, filter widths against positions) run in `ModelConfig.validate_for`,
+which `build_models` calls. Every message names the clashing keys.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +24,33 @@ from typing import Literal
 from deepreg._config import Config
 from deepreg.errors import DeepRegError
 
+PER_POSITION_FUSIONS = ("concat_rnn",)
+MONOTONE_ACTIVATIONS = ("relu", "linear", "sigmoid", "tanh", "elu", "softplus", "exponential", "relu6")
+
+
+def _check_rate(key: str, value: float) -> None:
+    if not 0.0 <= value < 1.0:
+        raise DeepRegError(f"{key}: expected a dropout rate in [0, 1), got {value}")
+
+
+def _check_units(key: str, values: tuple[int, ...]) -> None:
+    if any(units < 1 for units in values):
+        raise DeepRegError(f"{key}: expected positive layer widths, got {list(values)}")
+
 
 @dataclasses.dataclass(frozen=True)
 class SequenceConfig(Config):
-    """The promoter (cis) tower. Per-layer values may be one value for every layer."""
+    """The promoter (cis) tower. Per-layer values may be one value for every layer.
+
+    `pool` per conv layer: `none`, `global` (max over all positions) or a max-pool factor; the pool's
+    stride is `pool_stride` (0: the factor itself, non-overlapping windows). `reverse_complement`:
+    `none`; `augment` (each promoter is reverse-complemented with probability 1/2 while training);
+    `mirrored` (every filter is scanned on both strands through a mirrored copy of its weights: the
+    conv layers are reverse-complement equivariant, and the two strands are merged by a max at the
+    end of the conv stack, so `filters` counts distinct filters). `recurrent` (`lstm`, `gru`) reads
+    the positions left after the conv stack; with the `concat_rnn` fusion it reads them together
+    with the regulator features instead. `dense_units` are dense layers at the end of the tower.
+    """
 
     tower: str = "conv"
     conv_layers: int = 1
@@ -19,7 +58,14 @@ class SequenceConfig(Config):
     filter_width: tuple[int, ...] = (19,)
     padding: Literal["valid", "same"] = "valid"
     activation: str = "relu"
+    batch_norm: bool = False
     pool: tuple[str, ...] = ("global",)
+    pool_stride: tuple[int, ...] = (0,)
+    dropout: float = 0.0
+    reverse_complement: Literal["none", "augment", "mirrored"] = "none"
+    recurrent: Literal["none", "lstm", "gru"] = "none"
+    recurrent_units: int = 128
+    dense_units: tuple[int, ...] = ()
 
     def per_layer(self, name: str) -> tuple:
         """The value of a per-layer field for each conv layer (a single value is broadcast)."""
@@ -28,17 +74,51 @@ class SequenceConfig(Config):
             return tuple(values) * self.conv_layers
         return tuple(values)
 
+    def pool_windows(self) -> tuple[tuple[str | int, int], ...]:
+        """(pool, stride) per conv layer: ('none', 0), ('global', 0) or (factor, stride)."""
+        windows = []
+        for pool, stride in zip(self.per_layer("pool"), self.per_layer("pool_stride")):
+            if pool in ("none", "global"):
+                windows.append((pool, 0))
+            else:
+                windows.append((int(pool), stride or int(pool)))
+        return tuple(windows)
+
     def __post_init__(self) -> None:
-        if self.conv_layers < 0:
-            raise DeepRegError(f"model.sequence.conv_layers: expected 0 or more layers, got {self.conv_layers}")
-        for name in ("filters", "filter_width", "pool"):
+        if not 0 <= self.conv_layers <= 3:
+            raise DeepRegError(f"model.sequence.conv_layers: expected 0 to 3 layers, got {self.conv_layers}")
+        for name in ("filters", "filter_width", "pool", "pool_stride"):
             values = getattr(self, name)
             if self.conv_layers and len(values) not in (1, self.conv_layers):
                 raise DeepRegError(f"model.sequence.{name}: {len(values)} values clash with "
                                    f"model.sequence.conv_layers = {self.conv_layers} (give 1 or {self.conv_layers})")
+        _check_units("model.sequence.filters", self.filters)
+        _check_units("model.sequence.filter_width", self.filter_width)
+        _check_units("model.sequence.dense_units", self.dense_units)
+        if any(stride < 0 for stride in self.pool_stride):
+            raise DeepRegError(f"model.sequence.pool_stride: expected strides >= 0 (0: the pool factor), "
+                               f"got {list(self.pool_stride)}")
         for pool in self.pool:
             if pool not in ("none", "global") and not (pool.isdigit() and int(pool) > 0):
                 raise DeepRegError(f"model.sequence.pool: {pool!r} is not 'none', 'global' or a positive pool factor")
+        _check_rate("model.sequence.dropout", self.dropout)
+        if self.recurrent_units < 1:
+            raise DeepRegError(f"model.sequence.recurrent_units: expected at least 1 unit, got {self.recurrent_units}")
+        self._check_positions_kept()
+        if self.reverse_complement == "mirrored" and self.conv_layers == 0:
+            raise DeepRegError("model.sequence.reverse_complement = mirrored clashes with "
+                               "model.sequence.conv_layers = 0: there are no filters to mirror")
+
+    def _check_positions_kept(self) -> None:
+        """A global max leaves no positions: nothing positional may follow it."""
+        pools = self.per_layer("pool") if self.conv_layers else ()
+        for index, pool in enumerate(pools[:-1], start=1):
+            if pool == "global":
+                raise DeepRegError(f"model.sequence.pool: layer {index} is 'global', which leaves no positions for "
+                                   f"conv layer {index + 1} (model.sequence.conv_layers = {self.conv_layers})")
+        if self.recurrent != "none" and pools and pools[-1] == "global":
+            raise DeepRegError(f"model.sequence.recurrent = {self.recurrent} clashes with model.sequence.pool = "
+                               f"{list(self.pool)}: a global max-pool leaves no positions for the recurrent layer")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,31 +127,41 @@ class RegulatorConfig(Config):
 
     dense_units: tuple[int, ...] = ()
     activation: str = "relu"
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check_units("model.regulators.dense_units", self.dense_units)
+        _check_rate("model.regulators.dropout", self.dropout)
 
 
 @dataclasses.dataclass(frozen=True)
 class HeadConfig(Config):
-    """Dense layers after fusion. The first one reads the fused sequence and regulator features."""
+    """Dense layers after fusion, each preceded by dropout, then the output layer.
+
+    With the `tensor` and `concat` fusions the first entry is the fusion layer itself (it reads the
+    fused sequence and regulator features); with `concat_rnn` the recurrent layer is the fusion and
+    every entry is a dense layer after it.
+    """
 
     dense_units: tuple[int, ...] = (512, 512)
     activation: str = "relu"
     dropout: float = 0.5
 
     def __post_init__(self) -> None:
-        if not self.dense_units:
-            raise DeepRegError("model.head.dense_units: at least one dense layer is needed to fuse the two towers")
-        if not 0.0 <= self.dropout < 1.0:
-            raise DeepRegError(f"model.head.dropout: expected a rate in [0, 1), got {self.dropout}")
+        _check_units("model.head.dense_units", self.dense_units)
+        _check_rate("model.head.dropout", self.dropout)
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig(Config):
     """One point of the architecture space.
 
-    `fusion` names a registered fusion (`tensor`: the outer product of sequence and regulator
-    features into the first head layer; `concat`: their concatenation). `implementation` picks the
-    factorised block computation (default) or the naive per-pair reference that materialises the
-    fused vector; both have the same parameters and outputs.
+    `fusion` names a registered fusion (see the module docstring). `implementation` picks the
+    factorised block computation (default: towers once per gene and per condition, fusion contracted
+    without materialising anything per pair) or the naive per-pair reference that materialises the
+    fused vector; both have the same parameters and outputs. `contraction` orders the tensor-product
+    contraction in blocks (`auto`: the cheaper one for the block's shape). `l1` and `l2` act on every
+    kernel (conv, dense, fusion, recurrent).
     """
 
     name: str = "single-layer-tensor"
@@ -83,11 +173,63 @@ class ModelConfig(Config):
     l1: float = 0.0
     l2: float = 0.0
     implementation: Literal["factorised", "naive"] = "factorised"
+    contraction: Literal["auto", "per_gene", "per_condition"] = "auto"
 
     def __post_init__(self) -> None:
         if self.l1 < 0 or self.l2 < 0:
             raise DeepRegError(f"model.l1 / model.l2: expected strengths >= 0, got {self.l1} and {self.l2}")
+        if self.reads_positions:
+            self._check_per_position_fusion()
+        elif not self.head.dense_units:
+            raise DeepRegError(f"model.head.dense_units = [] clashes with model.fusion = {self.fusion}: its first "
+                               "entry is the fusion layer, at least one is needed")
+
+    @property
+    def reads_positions(self) -> bool:
+        """Whether the fusion reads the sequence features position by position."""
+        return self.fusion in PER_POSITION_FUSIONS
+
+    def _check_per_position_fusion(self) -> None:
+        sequence = self.sequence
+        if sequence.recurrent == "none":
+            raise DeepRegError(f"model.fusion = {self.fusion} clashes with model.sequence.recurrent = none: "
+                               "the per-position concatenation is read by a recurrent layer (lstm or gru)")
+        if sequence.dense_units:
+            raise DeepRegError(f"model.fusion = {self.fusion} clashes with model.sequence.dense_units = "
+                               f"{list(sequence.dense_units)}: the fusion needs per-position sequence features")
 
     @property
     def n_outputs(self) -> int:
         return 1 if self.task == "regression" else 3
+
+    def validate_for(self, sequence_length: int) -> None:
+        """Refuse what cannot be built on promoters of `sequence_length` bases, naming the clashing keys."""
+        left = sequence_length
+        spec = self.sequence
+        for index, (width, (pool, stride)) in enumerate(
+                zip(spec.per_layer("filter_width"), spec.pool_windows()), start=1):
+            if spec.padding == "valid" and width > left:
+                raise DeepRegError(
+                    f"model.sequence.filter_width = {width} (layer {index}) clashes with "
+                    f"{_length_source(index, sequence_length)}: only {left} positions are left for a valid conv")
+            left = left - width + 1 if spec.padding == "valid" else left
+            if pool == "global":
+                left = 0
+            elif pool != "none":
+                if pool > left:
+                    raise DeepRegError(
+                        f"model.sequence.pool = {pool} (layer {index}) clashes with "
+                        f"{_length_source(index, sequence_length)}: only {left} positions are left after conv layer "
+                        f"{index}")
+                left = (left - pool) // stride + 1
+        needs_positions = spec.recurrent != "none" or self.reads_positions
+        if needs_positions and left < 1:
+            raise DeepRegError(f"model.sequence.recurrent = {spec.recurrent} clashes with model.sequence.pool = "
+                               f"{list(spec.pool)}: no positions are left for the recurrent layer")
+
+
+def _length_source(index: int, sequence_length: int) -> str:
+    where = "data.sequence_length"
+    if index > 1:
+        where += " and the conv layers / pools before it (model.sequence.filter_width, model.sequence.pool)"
+    return f"{where} = {sequence_length}" if index == 1 else f"{where} (data.sequence_length = {sequence_length})"

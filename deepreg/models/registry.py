@@ -20,12 +20,20 @@ def _register(table: dict[str, Callable], kind: str, name: str):
 
 
 def register_sequence_tower(name: str):
-    """Register `builder(config: ModelConfig, regularizer) -> callable(sequence_tensor) -> features`."""
+    """Register `builder(config: ModelConfig, sequence_length, regularizer) -> keras.Model`.
+
+    The tower maps promoters (batch x L x 4) to features (batch x F), or to per-position features
+    (batch x P x F) when the config's fusion reads positions (`ModelConfig.reads_positions`).
+    """
     return _register(SEQUENCE_TOWERS, "sequence tower", name)
 
 
 def register_fusion(name: str):
-    """Register `builder(config: ModelConfig, regularizer) -> fusion layer` (the first head layer)."""
+    """Register `builder(config: ModelConfig, regularizer) -> fusion layer`.
+
+    The layer is called as `layer([sequence_features, regulator_features], pairwise=...)`: pairwise on
+    one row per pair (the naive reference), otherwise on a block of genes x conditions.
+    """
     return _register(FUSIONS, "fusion", name)
 
 

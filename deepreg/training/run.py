@@ -36,6 +36,20 @@ log = logging.getLogger(__name__)
 MODEL_ARTIFACT = "model"
 
 
+class StopTrial(Exception):
+    """Raised by a callback to end a run early in a named state, e.g. `StopTrial("pruned", why)`.
+
+    `tracked_training` marks the run with tags `deepreg.state` and `deepreg.reason`; a pruned run
+    ends as KILLED (stopped on purpose), any other state as FAILED. Sweeps raise it; training knows
+    nothing about the search engine that asked.
+    """
+
+    def __init__(self, state: str, reason: str):
+        super().__init__(reason)
+        self.state = state
+        self.reason = reason
+
+
 @dataclasses.dataclass(frozen=True)
 class RunConfig(Config):
     data: DataConfig = DataConfig()
@@ -83,16 +97,29 @@ def tracked_training(config: RunConfig, *, experiment: str = DEFAULT_EXPERIMENT,
         result = fit(dataset, config.data, config.model, config.training,
                      callbacks=[MlflowEpochLogger(run_id, client), *callbacks], verbose=verbose)
         model_uri = _log_outcome(client, run_id, config, dataset, result)
+    except StopTrial as stop:
+        _set_tags(client, run_id, {"deepreg.state": stop.state, "deepreg.reason": stop.reason})
+        if stop.state != "pruned":
+            client.set_tag(run_id, "deepreg.error", stop.reason[:5000])
+        client.set_terminated(run_id, "KILLED" if stop.state == "pruned" else "FAILED")
+        raise
     except KeyboardInterrupt:
-        client.set_tag(run_id, "deepreg.stopped_by", "interrupt")
+        _set_tags(client, run_id, {"deepreg.stopped_by": "interrupt", "deepreg.state": "interrupted",
+                                   "deepreg.reason": "interrupted (Ctrl-C)"})
         client.set_terminated(run_id, "KILLED")
         raise
     except BaseException as error:
-        client.set_tag(run_id, "deepreg.error", f"{type(error).__name__}: {error}"[:5000])
+        message = f"{type(error).__name__}: {error}"
+        _set_tags(client, run_id, {"deepreg.error": message, "deepreg.state": "failed", "deepreg.reason": message})
         client.set_terminated(run_id, "FAILED")
         raise
+    client.set_tag(run_id, "deepreg.state", "finished")
     client.set_terminated(run_id, "FINISHED")
     return TrackedRun(run_id=run_id, experiment_id=experiment_id, model_uri=model_uri, result=result, dataset=dataset)
+
+
+def _set_tags(client: mlflow.MlflowClient, run_id: str, tags: Mapping[str, str]) -> None:
+    client.log_batch(run_id, tags=[mlflow.entities.RunTag(key, str(value)[:5000]) for key, value in tags.items()])
 
 
 def _log_params(client: mlflow.MlflowClient, run_id: str, config: RunConfig, dataset: Dataset) -> None:

@@ -1,4 +1,10 @@
-"""Fit a block model with Keras: the notebook's schedule, seeded, with per-epoch evaluation."""
+"""Fit a model with Keras: the notebook's schedule, seeded, with per-epoch evaluation.
+
+`implementation: factorised` (default) trains the block model on blocks of genes x conditions;
+`implementation: naive` trains the pair model (the notebook's per-pair network) on batches of
+`block_genes x block_conditions` pairs. The two share every layer, so either way the block model
+holds the trained weights and is what gets evaluated, saved and logged.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +15,11 @@ import time
 import keras
 import numpy as np
 
-from deepreg.data.batches import BlockBatches
+from deepreg.data.batches import BlockBatches, PairBatches
 from deepreg.data.config import DataConfig
 from deepreg.data.dataset import Dataset
 from deepreg.data.splits import TEST, TRAIN, VALIDATION
-from deepreg.models.build import build_model
+from deepreg.models.build import build_models
 from deepreg.models.config import ModelConfig
 from deepreg.training.config import TrainingConfig
 from deepreg.training.evaluate import predict_matrix, score_pairs
@@ -40,11 +46,14 @@ def make_optimizer(config: TrainingConfig) -> keras.optimizers.Optimizer:
 
 class EpochEvaluation(keras.callbacks.Callback):
     """After every epoch, predict the validation genes (and a sample of training genes) once and add
-    `val_*` and `train_*` scores to the epoch's logs, where the schedule and trackers read them."""
+    `val_*` and `train_*` scores to the epoch's logs, where the schedule and trackers read them.
+
+    `predictor` is the block model that predicts (default: the model being fitted)."""
 
     def __init__(self, dataset: Dataset, labels: np.ndarray, split: np.ndarray, task: str,
-                 background, sample_genes: int, seed: int):
+                 background, sample_genes: int, seed: int, predictor: keras.Model | None = None):
         super().__init__()
+        self.predictor = predictor
         self.dataset, self.labels, self.split, self.task, self.background = dataset, labels, split, task, background
         rng = np.random.default_rng(seed)
         validation_rows = np.flatnonzero((split == VALIDATION).any(axis=1))
@@ -55,8 +64,8 @@ class EpochEvaluation(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
-        predictions = predict_matrix(self.model, self.dataset.sequences, self.regulator_inputs, self.rows,
-                                     background=self.background)
+        predictions = predict_matrix(self.predictor or self.model, self.dataset.sequences, self.regulator_inputs,
+                                     self.rows, background=self.background)
         labels = self.labels[self.rows]
         for prefix, code in (("val", VALIDATION), ("train", TRAIN)):
             scores = score_pairs(predictions, labels, self.split[self.rows] == code, self.task)
@@ -73,26 +82,37 @@ def fit(dataset: Dataset, data_config: DataConfig, model_config: ModelConfig, tr
     split = dataset.split(data_config)
     labels = dataset.labels(model_config.task, data_config)
     background = data_config.background if data_config.n_encoding == "background" else None
-    model = build_model(model_config, dataset.sequence_length, dataset.n_regulators)
-    model.compile(optimizer=make_optimizer(training), loss=MaskedLoss(model_config.task))
-    batches = BlockBatches(dataset.sequences, dataset.regulator_inputs(), labels, split, TRAIN,
-                           block_genes=training.block_genes, block_conditions=training.block_conditions,
-                           seed=training.seed, background=background, max_batches=training.max_steps_per_epoch)
+    model, pair_model = build_models(model_config, dataset.sequence_length, dataset.n_regulators)
+    fitted = pair_model if model_config.implementation == "naive" else model
+    fitted.compile(optimizer=make_optimizer(training), loss=MaskedLoss(model_config.task))
+    batches = training_batches(dataset, labels, split, model_config, training, background)
     schedule = [
         EpochEvaluation(dataset, labels, split, model_config.task, background, training.train_metrics_genes,
-                        training.seed),
+                        training.seed, predictor=model),
         keras.callbacks.ReduceLROnPlateau(monitor=training.monitor, factor=training.lr_factor,
                                           patience=training.lr_patience, verbose=0),
         keras.callbacks.EarlyStopping(monitor=training.monitor, patience=training.early_stopping_patience,
                                       restore_best_weights=True, verbose=0),
     ]
     started = time.perf_counter()
-    history = model.fit(batches, epochs=training.epochs,
-                        callbacks=schedule + list(callbacks), verbose=verbose)
+    history = fitted.fit(batches, epochs=training.epochs,
+                         callbacks=schedule + list(callbacks), verbose=verbose)
     seconds = time.perf_counter() - started
     scores = evaluate_splits(model, dataset, labels, split, model_config.task, background)
     return TrainingResult(model=model, history={k: [float(v) for v in vs] for k, vs in history.history.items()},
                           scores=scores, epochs_run=len(history.epoch), seconds=seconds)
+
+
+def training_batches(dataset: Dataset, labels: np.ndarray, split: np.ndarray, model_config: ModelConfig,
+                     training: TrainingConfig, background) -> keras.utils.PyDataset:
+    """Blocks of genes x conditions for the factorised form, pairs for the naive one (same pairs per step)."""
+    if model_config.implementation == "naive":
+        return PairBatches(dataset.sequences, dataset.regulator_inputs(), labels, split, TRAIN,
+                           batch_pairs=training.block_genes * training.block_conditions, seed=training.seed,
+                           background=background, max_batches=training.max_steps_per_epoch)
+    return BlockBatches(dataset.sequences, dataset.regulator_inputs(), labels, split, TRAIN,
+                        block_genes=training.block_genes, block_conditions=training.block_conditions,
+                        seed=training.seed, background=background, max_batches=training.max_steps_per_epoch)
 
 
 def evaluate_splits(model, dataset: Dataset, labels: np.ndarray, split: np.ndarray, task: str, background) -> dict:

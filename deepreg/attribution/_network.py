@@ -1,0 +1,332 @@
+"""A DeepREG block model read into plain arrays: the steps that attribution methods walk through.
+
+Attribution needs more than `model.predict`: it walks the network layer by layer (DeepLIFT's rescale
+rule, gradients, folding one modality into the fusion kernel). This module reads a Keras block model
+into a `Network` of numpy weights and simple steps, the one description that the native DeepLIFT
+(`deeplift.py`), the `deeplift`-package reference (`_deeplift_reference.py`, in its own process) and
+the knock-outs share.
+
+Supported family (anything else is refused with a `DeepRegError` naming the layer):
+
+- sequence tower: SequenceConv or Conv1D (stride 1, valid or same padding, ReLU or linear; mirrored
+  reverse-complement filters and fused pools included), BatchNormalization and its mirrored form
+  (affine maps at inference), MaxPooling1D, GlobalMaxPooling1D, MergeStrands (a max over a filter
+  and its mirror), Flatten, Dense, Activation('relu'), Dropout and the reverse-complement
+  augmentation (identities at inference); recurrent layers are refused;
+- regulator tower: Dense layers (ReLU or linear), or none (the raw regulator vector);
+- fusion: `TensorProductDense` (kernel F*R x U, row index f*R + r) or `ConcatDense` (kernel F+R x U);
+- head: Dropout and Dense layers (ReLU or linear); the output layer is linear (regression) or softmax
+  (classification: the target is a combination of the pre-softmax logits).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+
+from deepreg.errors import DeepRegError
+
+# Step kinds. Every step maps an array to an array; only "relu" is nonlinear (besides the max pools,
+# which DeepLIFT treats by routing multipliers to the maximum, as the deeplift package does).
+CONV, DENSE, AFFINE, RELU, MAX_POOL, GLOBAL_MAX, FLATTEN, MERGE_STRANDS = (
+    "conv", "dense", "affine", "relu", "max_pool", "global_max", "flatten", "merge_strands")
+TENSOR, CONCAT = "tensor", "concat"
+CLASS_NAMES = ("down", "baseline", "up")
+
+
+@dataclasses.dataclass
+class Step:
+    kind: str
+    name: str
+    arrays: dict = dataclasses.field(default_factory=dict)   # kernel, bias, scale, shift
+    options: dict = dataclasses.field(default_factory=dict)  # padding, pool, stride
+
+
+@dataclasses.dataclass
+class Network:
+    """The parts of a block model as numpy arrays.
+
+    `head` starts with the fusion layer's activation and ends with the output dense layer, whose
+    kernel has been reduced to one column: the attribution target (the regression output, or a
+    weighted sum of class logits for classification).
+    """
+
+    sequence: list[Step]
+    regulators: list[Step]
+    fusion: str
+    fusion_kernel: np.ndarray
+    fusion_bias: np.ndarray
+    head: list[Step]
+    sequence_length: int
+    n_regulators: int
+    sequence_width: int
+    regulator_width: int
+    task: str = "regression"
+    target: str = "output"
+
+    @property
+    def units(self) -> int:
+        return int(self.fusion_bias.shape[0])
+
+    def fusion_tensor(self) -> np.ndarray:
+        """The tensor-product kernel as F x R x U."""
+        return self.fusion_kernel.reshape(self.sequence_width, self.regulator_width, self.units)
+
+    def conv_steps(self) -> list[Step]:
+        return [step for step in self.sequence if step.kind == CONV]
+
+    # -- files: how the reference subprocess receives the network --------------------------------
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        arrays = {"fusion_kernel": self.fusion_kernel, "fusion_bias": self.fusion_bias}
+        meta = {key: getattr(self, key) for key in ("fusion", "sequence_length", "n_regulators", "sequence_width",
+                                                    "regulator_width", "task", "target")}
+        for part in ("sequence", "regulators", "head"):
+            meta[part] = []
+            for index, step in enumerate(getattr(self, part)):
+                meta[part].append({"kind": step.kind, "name": step.name, "options": step.options,
+                                   "arrays": sorted(step.arrays)})
+                for key, value in step.arrays.items():
+                    arrays[f"{part}.{index}.{key}"] = value
+        np.savez(folder / "network.npz", **arrays)
+        (folder / "network.json").write_text(json.dumps(meta, indent=1))
+
+    @classmethod
+    def load(cls, folder: Path) -> "Network":
+        meta = json.loads((folder / "network.json").read_text())
+        with np.load(folder / "network.npz") as stored:
+            arrays = {key: stored[key] for key in stored.files}
+        parts = {}
+        for part in ("sequence", "regulators", "head"):
+            parts[part] = [Step(item["kind"], item["name"], {key: arrays[f"{part}.{index}.{key}"] for key in item["arrays"]},
+                                item["options"]) for index, item in enumerate(meta[part])]
+        return cls(fusion_kernel=arrays["fusion_kernel"], fusion_bias=arrays["fusion_bias"],
+                   **{key: meta[key] for key in ("fusion", "sequence_length", "n_regulators", "sequence_width",
+                                                 "regulator_width", "task", "target")}, **parts)
+
+
+def _activation_name(layer) -> str:
+    activation = getattr(layer, "activation", None)
+    if activation is None:
+        return "linear"
+    return getattr(activation, "__name__", str(activation))
+
+
+def _activation_step(layer, where: str) -> list[Step]:
+    name = _activation_name(layer)
+    if name == "relu":
+        return [Step(RELU, f"{layer.name}_relu")]
+    if name == "linear":
+        return []
+    raise DeepRegError(f"attribution: layer '{layer.name}' ({where}) has activation {name!r}; "
+                       "DeepLIFT here supports relu and linear")
+
+
+def _unsupported(layer, where: str) -> DeepRegError:
+    return DeepRegError(
+        f"attribution: layer '{layer.name}' ({type(layer).__name__}) in the {where} is not supported; "
+        "supported: Conv1D / pooling / Dense towers with a tensor-product or concatenation fusion and a dense head")
+
+
+def _tower_layers(tower) -> list:
+    layers = [layer for layer in tower.layers if type(layer).__name__ != "InputLayer"]
+    for layer in layers:
+        if len(getattr(layer, "_inbound_nodes", [])) > 1:
+            raise DeepRegError(f"attribution: layer '{layer.name}' is used more than once; only chains are supported")
+    return layers
+
+
+def _conv_step(name: str, kernel, bias, padding: str) -> Step:
+    kernel = np.asarray(kernel, dtype=np.float32)
+    bias = np.zeros(kernel.shape[-1], np.float32) if bias is None else np.asarray(bias, np.float32)
+    return Step(CONV, name, {"kernel": kernel, "bias": bias}, {"padding": padding})
+
+
+def _pool_steps(name: str, pool, stride: int) -> list[Step]:
+    if pool == "none":
+        return []
+    if pool == "global":
+        return [Step(GLOBAL_MAX, f"{name}_global_max")]
+    return [Step(MAX_POOL, f"{name}_max_pool", options={"pool": int(pool), "stride": int(stride), "padding": "valid"})]
+
+
+def _sequence_conv(layer) -> list[Step]:
+    """deepreg's SequenceConv: conv (mirrored filters appended), bias, activation, then its fused pool.
+
+    The layer pools before adding the bias and activating; with a non-decreasing activation that is
+    the same function as conv -> bias -> activation -> pool, the order DeepLIFT is defined on here.
+    """
+    kernel = layer.full_kernel()
+    bias = layer.full_bias() if layer.use_bias else None
+    steps = [_conv_step(layer.name, np.asarray(kernel), None if bias is None else np.asarray(bias), layer.padding)]
+    steps.extend(_activation_step(layer, "sequence tower"))
+    steps.extend(_pool_steps(layer.name, layer.pool, layer.pool_stride))
+    return steps
+
+
+def _sequence_steps(tower) -> list[Step]:
+    steps: list[Step] = []
+    for layer in _tower_layers(tower):
+        kind = type(layer).__name__
+        if kind == "SequenceConv":
+            steps.extend(_sequence_conv(layer))
+        elif kind == "Conv1D":
+            if tuple(layer.strides) != (1,) or tuple(layer.dilation_rate) != (1,) or getattr(layer, "groups", 1) != 1:
+                raise DeepRegError(f"attribution: Conv1D '{layer.name}' has strides/dilation/groups other than 1")
+            if layer.padding not in ("valid", "same") or layer.data_format != "channels_last":
+                raise DeepRegError(f"attribution: Conv1D '{layer.name}' padding {layer.padding!r} is not supported")
+            steps.append(_conv_step(layer.name, layer.kernel.numpy(), layer.bias.numpy() if layer.use_bias else None,
+                                    layer.padding))
+            steps.extend(_activation_step(layer, "sequence tower"))
+        elif kind == "MaxPooling1D":
+            if layer.padding != "valid":
+                raise DeepRegError(f"attribution: MaxPooling1D '{layer.name}' padding {layer.padding!r} is not supported")
+            steps.extend(_pool_steps(layer.name, int(layer.pool_size[0]), int(layer.strides[0])))
+        elif kind == "GlobalMaxPooling1D":
+            if getattr(layer, "keepdims", False):
+                raise _unsupported(layer, "sequence tower")
+            steps.append(Step(GLOBAL_MAX, layer.name))
+        elif kind == "Flatten":
+            steps.append(Step(FLATTEN, layer.name))
+        elif kind == "BatchNormalization":
+            steps.append(_batch_norm(layer))
+        elif kind == "MirroredBatchNormalization":
+            step = _batch_norm(layer.shared, layer.name)
+            for key in ("scale", "shift"):
+                step.arrays[key] = np.concatenate([step.arrays[key], step.arrays[key][::-1]])
+            steps.append(step)
+        elif kind == "MergeStrands":
+            steps.append(Step(MERGE_STRANDS, layer.name))
+        elif kind == "Dense":
+            steps.extend(_dense_step(layer, "sequence tower"))
+        elif kind in ("Activation", "ReLU"):
+            steps.extend(_activation_step(layer, "sequence tower") if kind == "Activation"
+                         else [Step(RELU, layer.name)])
+        elif kind in ("Dropout", "SpatialDropout1D", "GaussianNoise", "RandomReverseComplement"):
+            continue  # identities at inference
+        else:
+            raise _unsupported(layer, "sequence tower")
+    return steps
+
+
+def _batch_norm(layer, name: str | None = None) -> Step:
+    gamma = layer.gamma.numpy() if layer.scale else 1.0
+    beta = layer.beta.numpy() if layer.center else 0.0
+    scale = gamma / np.sqrt(layer.moving_variance.numpy() + layer.epsilon)
+    shift = beta - layer.moving_mean.numpy() * scale
+    width = int(layer.moving_mean.shape[0])
+    return Step(AFFINE, name or layer.name, {"scale": np.broadcast_to(scale, (width,)).astype(np.float32),
+                                     "shift": np.broadcast_to(shift, (width,)).astype(np.float32)})
+
+
+def _dense_step(layer, where: str) -> list[Step]:
+    kernel = np.asarray(layer.kernel.numpy(), dtype=np.float32)
+    bias = np.asarray(layer.bias.numpy(), dtype=np.float32) if layer.use_bias else np.zeros(kernel.shape[1], np.float32)
+    return [Step(DENSE, layer.name, {"kernel": kernel, "bias": bias}), *_activation_step(layer, where)]
+
+
+def _regulator_steps(tower) -> list[Step]:
+    steps: list[Step] = []
+    for layer in _tower_layers(tower):
+        kind = type(layer).__name__
+        if kind == "Dense":
+            steps.extend(_dense_step(layer, "regulator tower"))
+        elif kind == "BatchNormalization":
+            steps.append(_batch_norm(layer))
+        elif kind in ("Dropout", "GaussianNoise"):
+            continue
+        elif kind in ("Activation", "ReLU"):
+            steps.extend(_activation_step(layer, "regulator tower") if kind == "Activation"
+                         else [Step(RELU, layer.name)])
+        else:
+            raise _unsupported(layer, "regulator tower")
+    return steps
+
+
+def target_weights(task: str, n_outputs: int, target: str | int) -> np.ndarray:
+    """Weights on the output units that define the scalar being attributed.
+
+    Regression: the output itself. Classification: `up_minus_down` (logit of up minus logit of down,
+    signed like a log ratio; the default), or one class by name or index (its pre-softmax logit).
+    """
+    if task == "regression":
+        return np.ones(1, np.float32)
+    weights = np.zeros(n_outputs, np.float32)
+    if target in ("output", "up_minus_down"):
+        weights[CLASS_NAMES.index("up")] = 1.0
+        weights[CLASS_NAMES.index("down")] = -1.0
+    elif isinstance(target, int) or str(target).isdigit():
+        weights[int(target)] = 1.0
+    elif target in CLASS_NAMES:
+        weights[CLASS_NAMES.index(target)] = 1.0
+    else:
+        raise DeepRegError(f"attribution target {target!r}: expected up_minus_down, a class name "
+                           f"({', '.join(CLASS_NAMES)}) or a class index")
+    return weights
+
+
+def _find_tower(model, name: str, rank: int):
+    try:
+        return model.get_layer(name)
+    except ValueError:
+        pass
+    candidates = [layer for layer in model.layers if hasattr(layer, "layers") and
+                  len(getattr(layer, "inputs", []) or []) == 1 and len(layer.inputs[0].shape) == rank]
+    if len(candidates) != 1:
+        raise DeepRegError(f"attribution: cannot find the {name} of model '{model.name}'")
+    return candidates[0]
+
+
+def read_network(model, target: str | int = "output") -> Network:
+    """Read a DeepREG block model (as built by `deepreg.models.build`) into a `Network`."""
+    from deepreg.models.layers import ConcatDense, TensorProductDense
+
+    if isinstance(model, Network):
+        return model
+    fusion_layers = [layer for layer in model.layers if isinstance(layer, (TensorProductDense, ConcatDense))]
+    if len(fusion_layers) != 1:
+        raise DeepRegError(f"attribution: model '{model.name}' has no tensor-product or concatenation fusion layer "
+                           "(other fusions are not supported)")
+    fusion = fusion_layers[0]
+    sequence_tower = _find_tower(model, "sequence_tower", 3)
+    regulator_tower = _find_tower(model, "regulator_tower", 2)
+    sequence_steps = _sequence_steps(sequence_tower)
+    regulator_steps = _regulator_steps(regulator_tower)
+
+    head: list[Step] = _activation_step(fusion, "fusion")
+    after = model.layers[model.layers.index(fusion) + 1:]
+    dense_layers = []
+    for layer in after:
+        kind = type(layer).__name__
+        if kind in ("Dropout", "SqueezeLast", "GaussianNoise"):
+            continue
+        if kind != "Dense":
+            raise _unsupported(layer, "head")
+        dense_layers.append(layer)
+    if not dense_layers:
+        raise DeepRegError("attribution: the model has no output layer after the fusion")
+    for layer in dense_layers[:-1]:
+        head.extend(_dense_step(layer, "head"))
+    output = dense_layers[-1]
+    output_activation = _activation_name(output)
+    task = "classification" if output_activation == "softmax" else "regression"
+    if output_activation not in ("linear", "softmax"):
+        raise DeepRegError(f"attribution: output layer activation {output_activation!r} is not supported")
+    kernel = np.asarray(output.kernel.numpy(), np.float32)
+    bias = np.asarray(output.bias.numpy(), np.float32) if output.use_bias else np.zeros(kernel.shape[1], np.float32)
+    weights = target_weights(task, kernel.shape[1], target)
+    head.append(Step(DENSE, output.name, {"kernel": (kernel @ weights)[:, None].astype(np.float32),
+                                          "bias": np.array([bias @ weights], np.float32)}))
+
+    sequence_input = sequence_tower.inputs[0].shape
+    regulator_input = regulator_tower.inputs[0].shape
+    return Network(sequence=sequence_steps, regulators=regulator_steps,
+                   fusion="tensor" if isinstance(fusion, TensorProductDense) else "concat",
+                   fusion_kernel=np.asarray(fusion.kernel.numpy(), np.float32),
+                   fusion_bias=np.asarray(fusion.bias.numpy(), np.float32), head=head,
+                   sequence_length=int(sequence_input[1]), n_regulators=int(regulator_input[1]),
+                   sequence_width=int(fusion.sequence_width), regulator_width=int(fusion.regulator_width),
+                   task=task, target=str(target))

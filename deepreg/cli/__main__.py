@@ -1,0 +1,5 @@
+import sys
+
+from deepreg.cli import main
+
+sys.exit(main())
