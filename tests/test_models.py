@@ -101,7 +101,7 @@ def reference_conv(layer: SequenceConv, inputs, pool, stride=None):
     """Keras Conv1D (+ pool) with the SequenceConv's weights: the definition the fused layer must match."""
     conv = keras.layers.Conv1D(layer.filters, layer.kernel_size, padding=layer.padding, activation="relu")
     conv.build(inputs.shape)
-    conv.set_weights([np.asarray(layer.kernel), np.asarray(layer.bias)])
+    conv.set_weights([layer.kernel.numpy(), layer.bias.numpy()])
     outputs = conv(inputs)
     if pool == "global":
         outputs = keras.layers.GlobalMaxPooling1D()(outputs)
@@ -122,10 +122,11 @@ def test_fused_conv_pool_equals_conv_then_pool_with_gradients(pool, padding):
         tape.watch(inputs)
         fused = layer(inputs)
         expected, reference_kernel = reference_conv(layer, inputs, pool, 3)
+        objectives = tf.reduce_sum(fused ** 2), tf.reduce_sum(expected ** 2)
     np.testing.assert_allclose(fused, expected, rtol=1e-5, atol=1e-6)
     for target, reference_target in ((inputs, inputs), (layer.kernel, reference_kernel)):
-        np.testing.assert_allclose(tape.gradient(tf.reduce_sum(fused ** 2), target),
-                                   tape.gradient(tf.reduce_sum(expected ** 2), reference_target), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(tape.gradient(objectives[0], target), tape.gradient(objectives[1], reference_target),
+                                   rtol=1e-5, atol=1e-5)
 
 
 def reverse_complement(x):
@@ -197,7 +198,7 @@ def test_every_named_config_reads_round_trips_through_params_and_builds_the_same
     ({"sequence.filters": [8, 8]}, ["model.sequence.filters", "model.sequence.conv_layers"]),
     ({"head.dense_units": []}, ["model.head.dense_units", "model.fusion"]),
     ({"sequence.conv_layers": 4}, ["model.sequence.conv_layers"]),
-    ({"sequence.reverse_complement": "both"}, ["model.sequence.reverse_complement"]),
+    ({"sequence.reverse_complement": "both"}, ["sequence.reverse_complement", "'mirrored'"]),
 ])
 def test_clashing_keys_are_refused_when_the_config_is_read(updates, keys):
     with pytest.raises(DeepRegError) as error:
@@ -209,8 +210,8 @@ def test_clashing_keys_are_refused_when_the_config_is_read(updates, keys):
 @pytest.mark.parametrize("updates,length,keys", [
     ({"sequence.pool": ["491"]}, 300, ["model.sequence.pool = 491", "data.sequence_length = 300"]),
     ({"sequence.filter_width": [100]}, 60, ["model.sequence.filter_width = 100", "data.sequence_length = 60"]),
-    ({"sequence.conv_layers": 2, "sequence.pool": ["100", "5"], "sequence.filter_width": [19, 5]}, 1000,
-     ["model.sequence.pool = 5 (layer 2)", "only 1 positions"]),
+    ({"sequence.conv_layers": 2, "sequence.pool": ["100", "6"], "sequence.filter_width": [19, 5]}, 1000,
+     ["model.sequence.pool = 6 (layer 2)", "only 5 positions"]),
 ])
 def test_pool_factors_and_filter_widths_beyond_the_positions_are_refused(updates, length, keys):
     config = ModelConfig().with_updates(updates)

@@ -182,6 +182,6 @@ def test_bundled_manifest_matches_its_files():
 
 
 def test_bundled_dataset_is_what_the_generator_makes(tmp_path):
-    """Fails when the generator changed without `python -m deepreg.data.simulate deepreg/bundled/simulated`."""
+    """Fails when the generator changed without `deepreg simulate --out deepreg/bundled/simulated`."""
     regenerated = simulate_compendium(tmp_path / "default")
     assert file_bytes(regenerated) == file_bytes(BUNDLE)

@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _quiet_libraries(verbose: bool) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2" if not verbose else "0")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "INFO" if verbose else "WARNING")
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("mlflow", "alembic", "optuna", "absl", "tensorflow", "h5py"):
         logging.getLogger(noisy).setLevel(logging.INFO if verbose else logging.WARNING)

@@ -41,20 +41,25 @@ def demo_config_path_exists(data: str) -> bool:
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    from deepreg.data.dataset import load_dataset
     from deepreg.data.splits import TEST
     from deepreg.models import baselines
-    from deepreg.tracking.store import resolve_tracking_uri
-    from deepreg.training.run import RunConfig, tracked_training
+    from deepreg.training.config import RunConfig
 
     started = time.perf_counter()
     data = args.data or default_demo_data()
     overrides = {"training.epochs": args.epochs} if args.epochs else None
     config = RunConfig.from_files(str(demo_config_path(data)), overrides=overrides)
+    dataset = load_dataset(config.data)
+    print(f"DeepREG demo on the bundled {data} data: {config.model.name} for {config.training.epochs} epochs "
+          f"on {dataset.n_genes:,} genes x {dataset.n_conditions} conditions x {dataset.n_regulators} regulators")
+
+    from deepreg.tracking.store import resolve_tracking_uri
+    from deepreg.training.run import tracked_training
+
     uri = resolve_tracking_uri(args.tracking_uri)
-    print(f"DeepREG demo on the bundled {data} data: {config.model.name} for {config.training.epochs} epochs")
     run = tracked_training(config, experiment=args.experiment, tracking_uri=uri, run_name=f"demo-{data}",
-                           tags={"deepreg.demo": data}, verbose=keras_verbosity())
-    dataset = run.dataset
+                           tags={"deepreg.demo": data}, verbose=keras_verbosity(), dataset=dataset)
     split = dataset.split(config.data)
     labels = dataset.labels("regression", config.data)
     rows = [("network (" + config.model.name + ")", run.result.scores["test"])]

@@ -26,13 +26,18 @@ def register(subparsers) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from deepreg.tracking.store import resolve_tracking_uri
-    from deepreg.training.run import RunConfig, tracked_training
+    from deepreg.data.dataset import load_dataset
+    from deepreg.training.config import RunConfig
 
     config = RunConfig.from_files(args.config, model=args.model, overrides=parse_overrides(args.overrides))
+    dataset = load_dataset(config.data)
+
+    from deepreg.tracking.store import resolve_tracking_uri
+    from deepreg.training.run import tracked_training
+
     uri = resolve_tracking_uri(args.tracking_uri)
     run = tracked_training(config, experiment=args.experiment, tracking_uri=uri, run_name=args.run_name,
-                           verbose=keras_verbosity())
+                           verbose=keras_verbosity(), dataset=dataset)
     print(format_scores(run.result.scores))
     print(f"run {run.run_id} in experiment '{args.experiment}'; model {run.model_uri}")
     print(f"look at it with: {mlflow_ui_hint(uri)}")
@@ -42,7 +47,7 @@ def run_train(args: argparse.Namespace) -> int:
 def run_prepare(args: argparse.Namespace) -> int:
     from deepreg.data.dataset import load_dataset
     from deepreg.data.splits import describe
-    from deepreg.training.run import RunConfig
+    from deepreg.training.config import RunConfig
 
     config = RunConfig.from_files(args.config, overrides=parse_overrides(args.overrides)).data
     dataset = load_dataset(config)

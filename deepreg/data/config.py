@@ -27,6 +27,9 @@ class DataConfig(Config):
       the original work (`zero`).
     - genes without a promoter, or with a promoter but no expression row, are dropped (counted in the
       dataset summary); a listed regulator missing from the expression matrix is an error.
+    - `targets` (a gene list; a bundle may ship one) restricts the predicted genes; regulators stay
+      inputs whether or not they are targets. `max_genes` keeps a fixed random subset (seed 0) of
+      them, for quick runs.
     """
 
     bundle: str | None = "simulated"
@@ -34,6 +37,7 @@ class DataConfig(Config):
     promoters: str | None = None
     regulators: str | None = None
     genes: str | None = None
+    targets: str | None = None
     sequence_length: int = 1000
     n_encoding: Literal["zeros", "background"] = "zeros"
     background: tuple[float, float, float, float] = (0.31, 0.19, 0.19, 0.31)

@@ -25,7 +25,8 @@ from deepreg.errors import DeepRegError
 log = logging.getLogger(__name__)
 
 BUNDLE_FILES = {"expression": "expression.pcl.gz", "promoters": "promoters.fa.gz",
-                "regulators": "regulators.txt", "genes": "genes.tsv"}
+                "regulators": "regulators.txt", "genes": "genes.tsv", "targets": "targets.txt"}
+OPTIONAL_FILES = ("genes", "targets")
 CACHE_FORMAT = 1
 
 
@@ -101,8 +102,11 @@ def input_paths(config: DataConfig) -> dict[str, Path | None]:
         explicit = getattr(config, key)
         if explicit:
             paths[key] = Path(explicit)
-    if paths["genes"] is not None and not paths["genes"].is_file():
-        paths["genes"] = None
+    for key in OPTIONAL_FILES:
+        if paths[key] is not None and not paths[key].is_file():
+            if getattr(config, key):
+                raise DeepRegError(f"data.{key}: {paths[key]}: no such file")
+            paths[key] = None
     for key in ("expression", "promoters", "regulators"):
         if paths[key] is None or not paths[key].is_file():
             raise DeepRegError(f"data.{key}: {paths[key]}: no such file")
@@ -141,7 +145,8 @@ def build_dataset(config: DataConfig, paths: dict[str, Path | None] | None = Non
                            f"{paths['expression']} ({len(absent)} of {len(regulators)} regulators missing)")
     regulator_expression = matrix.values[[row_of[r] for r in regulators]].T.copy()
 
-    kept = [row for row, gene in enumerate(matrix.genes) if gene in promoters]
+    targets = set(readers.read_id_list(paths["targets"], "target gene")) if paths["targets"] else None
+    kept = [row for row, gene in enumerate(matrix.genes) if gene in promoters and (targets is None or gene in targets)]
     if config.max_genes is not None and len(kept) > config.max_genes:
         chosen = np.sort(np.random.default_rng(0).choice(len(kept), config.max_genes, replace=False))
         kept = [kept[i] for i in chosen]
@@ -155,6 +160,7 @@ def build_dataset(config: DataConfig, paths: dict[str, Path | None] | None = Non
         "genes_without_promoter": sum(1 for g in matrix.genes if g not in promoters),
         "promoters_without_expression": sum(1 for g in promoters if g not in row_of),
         "genes": len(genes),
+        "targets_listed": len(targets) if targets is not None else None,
         "conditions": len(matrix.conditions),
         "regulators": len(regulators),
         "missing_cells": int(np.isnan(matrix.values[kept]).sum()),

@@ -83,7 +83,6 @@ Determinism: every random stream is spawned from `seed`, so a seed gives byte-id
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import gzip
 import hashlib
@@ -751,18 +750,3 @@ def _site_truth(genes: Genes, sites: Sequence[Site]) -> pd.DataFrame:
              "distance_to_orf": site.distance_to_orf} for site in sites]
     return pd.DataFrame(rows, columns=["gene", "regulator_symbol", "start", "strand", "sequence", "score",
                                        "distance_to_orf"])
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """`python -m deepreg.data.simulate OUT_DIR [--seed N] ...`: regenerate a simulated bundle."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("out_dir", type=Path)
-    for field in dataclasses.fields(SimulationConfig):
-        parser.add_argument(f"--{field.name.replace('_', '-')}", type=type(field.default), default=field.default)
-    arguments = vars(parser.parse_args(argv))
-    out_dir = arguments.pop("out_dir")
-    print(simulate_compendium(out_dir, SimulationConfig(**arguments)))
-
-
-if __name__ == "__main__":
-    main()

@@ -29,8 +29,8 @@ import pandas as pd
 from deepreg.errors import DeepRegError
 
 TRAIN, VALIDATION, TEST, UNUSED = 0, 1, 2, -1
-DEFAULT_RANKS = (1, 2, 5, 10, 20, 40)
-DEFAULT_TRANS_ALPHAS = tuple(10.0 ** np.arange(-3.0, 3.5, 0.5))
+DEFAULT_RANKS = (1, 2, 5, 10, 20, 40, 80, 120, 160)
+DEFAULT_TRANS_ALPHAS = tuple(10.0 ** np.arange(-2.0, 3.5, 0.5))
 DEFAULT_CIS_ALPHAS = tuple(10.0 ** np.arange(-2.0, 3.5, 0.5))
 DEFAULT_THRESHOLDS = (-0.5, 0.5)
 
@@ -165,19 +165,25 @@ def fit_low_rank_completion(
     expression: np.ndarray,
     split: np.ndarray,
     ranks: tuple[int, ...] = DEFAULT_RANKS,
-    tol: float = 1e-4,
+    tol: float = 1e-5,
     max_iter: int = 300,
 ) -> BaselineFit:
-    """Complete the G x C matrix from its train entries: additive effects + a rank-k matrix.
+    """Complete the G x C matrix from its train entries: additive effects + a shrunken rank-k matrix.
 
-    Hard-impute (iterative SVD) with the additive effects fitted jointly: repeatedly refit the
-    additive effects to the train entries minus the low-rank part, fill the non-train entries of
-    the remainder with the current low-rank part, and truncate its SVD to rank k. Fitting the
-    effects jointly (rather than subtracting them once) keeps a rank-k signal at rank k. The SVD
-    comes from the C x C Gram matrix (C is small), and ranks are visited in increasing order, each
-    warm-started from the previous rank's solution (a cold start at a high rank overfits badly).
-    The rank with the lowest validation MSE is returned. A held-out gene or condition (an empty row
-    or column) gets no low-rank part, only its additive prediction.
+    Rank-k soft-impute with the additive effects fitted jointly. Each iteration refits the additive
+    effects to the train entries minus the low-rank part, fills the non-train entries of the
+    remainder with the current low-rank part, and keeps the top k singular components of that
+    filled matrix, each singular value shrunk by the (k+1)-th one. Why shrink: plain hard-impute at
+    a fixed rank keeps fitting noise as it iterates (on the Gasch data, rank 20's validation MSE
+    drifts from 0.17 to 0.21 and rank 40's to 0.41), so its result depends on when it is stopped;
+    shrinking by the (k+1)-th singular value, the soft-impute threshold at which exactly k
+    components survive, makes the rank the only knob and converges in a few tens of iterations.
+    Fitting the effects jointly (rather than subtracting them once) keeps a rank-k signal at rank k.
+
+    The SVD comes from the C x C Gram matrix (C is small); ranks are visited in increasing order,
+    each warm-started from the previous rank's solution, and the rank with the lowest validation MSE
+    is returned. A held-out gene or condition (an empty row or column) gets no low-rank part, only
+    its additive prediction.
     """
     values, train = _train_values(expression, split)
     max_rank = min(expression.shape) - 1
@@ -193,7 +199,7 @@ def fit_low_rank_completion(
 def fit_predict_low_rank_completion(
     expression: np.ndarray, split: np.ndarray, ranks: tuple[int, ...] = DEFAULT_RANKS
 ) -> np.ndarray:
-    """Iterative-SVD completion with the rank chosen on validation; see :func:`fit_low_rank_completion`."""
+    """Rank-k soft-impute completion, rank chosen on validation; see :func:`fit_low_rank_completion`."""
     return fit_low_rank_completion(expression, split, ranks).predictions
 
 
@@ -206,12 +212,11 @@ def _additive_plus_low_rank(
     tol: float,
     max_iter: int,
 ) -> tuple[AdditiveEffects, np.ndarray]:
-    """Additive effects and a rank-``rank`` matrix whose sum fits ``values`` on ``observed``."""
+    """Additive effects and a shrunken rank-``rank`` matrix whose sum fits ``values`` on ``observed``."""
     for _ in range(max_iter):
         effects = _additive_effects(values - low_rank, observed, effects)
         filled = np.where(observed, values - _additive_matrix(effects), low_rank)
-        top_axes = _top_right_singular_vectors(filled, rank)
-        updated = (filled @ top_axes) @ top_axes.T
+        updated = _shrunken_rank_k(filled, rank)
         change = np.linalg.norm(updated - low_rank) / max(np.linalg.norm(updated), 1e-12)
         low_rank = updated
         if change < tol:
@@ -219,10 +224,18 @@ def _additive_plus_low_rank(
     return effects, low_rank
 
 
-def _top_right_singular_vectors(matrix: np.ndarray, rank: int) -> np.ndarray:
-    """C x rank top right singular vectors of a tall G x C matrix, via its C x C Gram matrix."""
-    _, eigenvectors = np.linalg.eigh(matrix.T @ matrix)
-    return eigenvectors[:, ::-1][:, :rank]
+def _shrunken_rank_k(matrix: np.ndarray, rank: int) -> np.ndarray:
+    """Top ``rank`` SVD components of a tall matrix, singular values minus the (rank+1)-th one.
+
+    Computed from the small C x C Gram matrix: its eigenvectors are the right singular vectors and
+    its eigenvalues the squared singular values.
+    """
+    eigenvalues, eigenvectors = np.linalg.eigh(matrix.T @ matrix)
+    singular_values = np.sqrt(np.maximum(eigenvalues[::-1], 0.0))
+    axes = eigenvectors[:, ::-1][:, :rank]
+    top = singular_values[:rank]
+    shrinkage = np.divide(top - singular_values[rank], top, out=np.zeros_like(top), where=top > 0)
+    return ((matrix @ axes) * shrinkage) @ axes.T
 
 
 # ----------------------------------------------------------------------------------------------
@@ -302,7 +315,7 @@ def masked_ridge_predictions(
     targets: np.ndarray,
     observed: np.ndarray,
     alphas: tuple[float, ...],
-    tol: float = 1e-8,
+    tol: float = 1e-6,
     max_iter: int = 500,
 ) -> tuple[dict, dict]:
     """Many ridge regressions on one design, each task seeing its own subset of samples.

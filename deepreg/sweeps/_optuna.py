@@ -88,11 +88,33 @@ def make_sampler(spec: StudySpec, seed: int | None) -> optuna.samplers.BaseSampl
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         if kind == "grid":
-            return optuna.samplers.GridSampler(spec.space.grid(spec.source), seed=seed)
+            return _BaselineFirstGrid(spec)
         if kind == "random":
             return optuna.samplers.RandomSampler(seed=seed)
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=spec.sampler.startup_trials,
                                           multivariate=True, group=True, constant_liar=True)
+
+
+class _BaselineFirstGrid(optuna.samplers.GridSampler):
+    """A grid whose point 0 is the baseline (so trial 0 evaluates it), the same in every worker.
+
+    Optuna maps grid ids to points through a list shuffled by the seed, so every worker must use
+    the spec's seed for it; the choice among unvisited points is then reseeded per process so that
+    workers starting together do not pick the same point.
+    """
+
+    def __init__(self, spec: StudySpec):
+        super().__init__(spec.space.grid(spec.source), seed=spec.sampler.seed)
+        params, _ = spec.space.baseline(spec.base.to_dict()) if spec.baseline else (None, "")
+        grids = getattr(self, "_all_grids", None)
+        names = getattr(self, "_param_names", None)
+        if params is not None and isinstance(grids, list) and names is not None:
+            point = tuple(params.get(name) for name in names)
+            for index, candidate in enumerate(grids):
+                if all(same(a, b) for a, b in zip(candidate, point)):
+                    grids.insert(0, grids.pop(index))
+                    break
+        self.reseed_rng()
 
 
 def make_pruner(spec: StudySpec) -> optuna.pruners.BasePruner:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+import re
 from typing import Any, Iterator, Mapping
 
 import yaml
@@ -29,6 +30,12 @@ SCALARS = (str, int, float, bool, type(None))
 KINDS = ("choices", "int", "float", "fixed")
 PARAM_KEYS = {"choices", "int", "float", "fixed", "when", "step", "log"}
 MAX_POINTS = 5000
+_EXPONENT = re.compile(r"^[-+]?\d+(\.\d*)?[eE][-+]?\d+$")
+
+
+def _yaml_number(value: Any) -> Any:
+    """PyYAML reads 1e-7 (no dot) as a string; in a space it is meant as a number."""
+    return float(value) if isinstance(value, str) and _EXPONENT.match(value) else value
 
 
 def encode(value: Any) -> Any:
@@ -345,7 +352,7 @@ def _parse_param(name: str, entry: Any, source: str, config_keys: set[str], earl
         raise DeepRegError(f"{where}: '{name}' is not a config key (known keys start with data., model. or training.; "
                            "a named variant needs choices given as a mapping of labels)")
     if kind == "fixed":
-        return Param(name, "fixed", value=entry["fixed"], when=when)
+        return Param(name, "fixed", value=_yaml_number(entry["fixed"]), when=when)
     if kind == "choices":
         choices = entry["choices"]
         if is_variant:
@@ -360,11 +367,14 @@ def _parse_param(name: str, entry: Any, source: str, config_keys: set[str], earl
             return Param(name, "variant", variants=variants, when=when)
         if not isinstance(choices, list) or not choices:
             raise DeepRegError(f"{where}: expected a non-empty list of choices")
+        choices = [_yaml_number(c) for c in choices]
         codes = [encode(c) for c in choices]
         if len(set(map(str, codes))) != len(codes):
             raise DeepRegError(f"{where}: the choices repeat a value ({choices})")
         return Param(name, "choices", choices=tuple(choices), when=when)
     bounds = entry[kind]
+    if isinstance(bounds, list):
+        bounds = [_yaml_number(b) for b in bounds]
     if not (isinstance(bounds, list) and len(bounds) == 2 and all(isinstance(b, (int, float)) for b in bounds)):
         raise DeepRegError(f"{where}: expected {kind}: [low, high]")
     low, high = bounds
@@ -377,7 +387,7 @@ def _parse_param(name: str, entry: Any, source: str, config_keys: set[str], earl
         raise DeepRegError(f"{where}: log: expected true or false, got {log!r}")
     if log and low <= 0:
         raise DeepRegError(f"{where}: a log scale needs a positive low bound, got {low}")
-    step = entry.get("step")
+    step = _yaml_number(entry.get("step"))
     if step is not None and (not isinstance(step, (int, float)) or step <= 0):
         raise DeepRegError(f"{where}: step: expected a positive number, got {step!r}")
     if log and step is not None and kind == "float":

@@ -52,11 +52,14 @@ def journal_path(url: str) -> Path | None:
 
 
 def open_storage(url: str, *, heartbeat_seconds: int = 15, stale_after_seconds: int = 90,
-                 stale_callback=None) -> StorageInfo:
+                 stale_callback=None, must_exist: bool = False) -> StorageInfo:
     """Open the storage a URL names; RDB storages get Optuna's heartbeat and our stale-trial callback."""
     path = journal_path(url)
     if path is not None:
         path = path.resolve()
+        if must_exist and not path.is_file():
+            raise DeepRegError(f"--storage {url}: no journal file at {path} (run deepreg sweep first, "
+                               "or give the storage the study was made in)")
         path.parent.mkdir(parents=True, exist_ok=True)
         from optuna.storages.journal import JournalFileBackend, JournalStorage
         return StorageInfo(url=JOURNAL_PREFIX + str(path), kind="journal",
@@ -94,3 +97,14 @@ def _redact(url: str) -> str:
 
 def study_names(info: StorageInfo) -> list[str]:
     return [s.study_name for s in optuna.get_all_study_summaries(info.storage, include_best_trial=False)]
+
+
+def load_study(name: str, storage_url: str) -> optuna.Study:
+    """An existing study by name, or a DeepRegError listing the studies the storage holds."""
+    info = open_storage(storage_url, must_exist=True)
+    try:
+        return optuna.load_study(study_name=name, storage=info.storage)
+    except KeyError:
+        names = study_names(info)
+        known = ", ".join(names) if names else "none"
+        raise DeepRegError(f"study {name!r}: not in {_redact(info.url)} (studies there: {known})") from None

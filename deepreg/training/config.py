@@ -1,12 +1,16 @@
-"""The training half of a run's configuration: optimiser, schedule, blocks, seeds."""
+"""The training half of a run's configuration (optimiser, schedule, blocks, seeds), and the run config
+that joins data, model and training in one YAML file with three sections."""
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal, Mapping
 
-from deepreg._config import Config
+from deepreg._config import Config, read_yaml_mapping
+from deepreg.data.config import DataConfig
 from deepreg.errors import DeepRegError
+from deepreg.models.config import ModelConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,3 +46,21 @@ class TrainingConfig(Config):
             raise DeepRegError("training.block_genes / training.block_conditions: expected positive block sizes")
         if not 0 < self.lr_factor < 1:
             raise DeepRegError(f"training.lr_factor: expected a factor in (0, 1), got {self.lr_factor}")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig(Config):
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    training: TrainingConfig = TrainingConfig()
+
+    @classmethod
+    def from_files(cls, path: str | Path | None = None, *, model: str | Path | None = None,
+                   overrides: Mapping[str, Any] | None = None) -> "RunConfig":
+        """Read a run YAML (sections data, model, training); `model` replaces the model section with
+        a model-only YAML (as in configs/models/); dotted `overrides` are applied last."""
+        values = read_yaml_mapping(path) if path else {}
+        if model:
+            values["model"] = read_yaml_mapping(model)
+        config = cls.from_dict(values, source=str(path or model or "defaults"))
+        return config.with_updates(overrides, source="--set") if overrides else config

@@ -1,6 +1,5 @@
-"""A run: one configuration trained end to end and recorded in MLflow.
+"""A run: one configuration (`RunConfig`) trained end to end and recorded in MLflow.
 
-`RunConfig` joins the data, model and training configs (one YAML file with three sections).
 `tracked_training` loads the data, fits the model and logs everything a reader of the run needs:
 all config values as params, per-epoch learning curves as step metrics, validation and test scores,
 figures, the resolved config, the data fingerprint and the model in Keras format.
@@ -13,22 +12,19 @@ import logging
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Mapping
 
 import keras
 import mlflow
 import numpy as np
 
-from deepreg._config import Config, read_yaml_mapping
-from deepreg.data.config import DataConfig
 from deepreg.data.dataset import Dataset, load_dataset
 from deepreg.data.splits import TEST, describe
 from deepreg.errors import DeepRegError
-from deepreg.models.config import ModelConfig
 from deepreg.tracking import plots
 from deepreg.tracking.callbacks import MlflowEpochLogger
 from deepreg.tracking.store import DEFAULT_EXPERIMENT, ensure_experiment, use_tracking
-from deepreg.training.config import TrainingConfig
+from deepreg.training.config import RunConfig
 from deepreg.training.evaluate import predict_matrix
 from deepreg.training.train import TrainingResult, fit
 
@@ -50,24 +46,6 @@ class StopTrial(Exception):
         self.reason = reason
 
 
-@dataclasses.dataclass(frozen=True)
-class RunConfig(Config):
-    data: DataConfig = DataConfig()
-    model: ModelConfig = ModelConfig()
-    training: TrainingConfig = TrainingConfig()
-
-    @classmethod
-    def from_files(cls, path: str | Path | None = None, *, model: str | Path | None = None,
-                   overrides: Mapping[str, Any] | None = None) -> "RunConfig":
-        """Read a run YAML (sections data, model, training); `model` replaces the model section with
-        a model-only YAML (as in configs/models/); dotted `overrides` are applied last."""
-        values = read_yaml_mapping(path) if path else {}
-        if model:
-            values["model"] = read_yaml_mapping(model)
-        config = cls.from_dict(values, source=str(path or model or "defaults"))
-        return config.with_updates(overrides, source="--set") if overrides else config
-
-
 @dataclasses.dataclass
 class TrackedRun:
     run_id: str
@@ -82,10 +60,10 @@ def tracked_training(config: RunConfig, *, experiment: str = DEFAULT_EXPERIMENT,
                      parent_run_id: str | None = None, callbacks=(), verbose: int | str = "auto",
                      dataset: Dataset | None = None) -> TrackedRun:
     """Train `config` inside a new MLflow run (nested under `parent_run_id` when given)."""
+    dataset = dataset or load_dataset(config.data)
     use_tracking(tracking_uri)
     experiment_id = ensure_experiment(experiment, tracking_uri)
     client = mlflow.MlflowClient()
-    dataset = dataset or load_dataset(config.data)
     run_tags = {"deepreg.data_fingerprint": dataset.fingerprint, "deepreg.model_name": config.model.name,
                 **(tags or {})}
     if parent_run_id:

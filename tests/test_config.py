@@ -1,0 +1,45 @@
+"""Configs are frozen, typed, refuse unknown keys and round-trip through YAML and MLflow params."""
+
+import dataclasses
+
+import pytest
+import yaml
+
+from deepreg.errors import DeepRegError
+from deepreg.training.run import RunConfig
+
+
+def test_defaults_round_trip_through_yaml_and_params():
+    config = RunConfig()
+    assert RunConfig.from_dict(yaml.safe_load(config.to_yaml())) == config
+    assert RunConfig.from_params(config.to_params()) == config
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.training.epochs = 3
+
+
+def test_dotted_overrides_and_type_coercion():
+    config = RunConfig().with_updates({"model.sequence.filter_width": 100, "training.learning_rate": "1e-4",
+                                       "model.l2": "1e-7"})
+    assert config.model.sequence.filter_width == (100,)
+    assert config.training.learning_rate == 1e-4 and config.model.l2 == 1e-7
+    assert RunConfig.from_params(config.to_params()) == config
+
+
+@pytest.mark.parametrize("text, message", [
+    ("training:\n  epoch: 3\n", "unknown key 'training.epoch'"),
+    ("model:\n  task: ranking\n", "key 'model.task': got 'ranking', expected one of 'regression', 'classification'"),
+    ("training:\n  epochs: many\n", "key 'training.epochs': expected an integer"),
+    ("data:\n  split_fractions: [0.5, 0.1, 0.1]\n", "data.split_fractions: expected train/validation/test fractions"),
+    ("data: [1, 2\n", "is not valid YAML"),
+])
+def test_bad_config_files_name_the_file_and_key(tmp_path, text, message):
+    path = tmp_path / "run.yaml"
+    path.write_text(text)
+    with pytest.raises(DeepRegError, match=message) as error:
+        RunConfig.from_files(path)
+    assert str(path) in str(error.value) or "data." in message
+
+
+def test_unknown_override_is_refused():
+    with pytest.raises(DeepRegError, match="no such key"):
+        RunConfig().with_updates({"training.epoch": 3})
