@@ -25,6 +25,7 @@ CONTRACTIONS = ("auto", "per_gene", "per_condition")
 RECURRENT_CELLS = ("lstm", "gru")
 # Non-decreasing activations commute with max: act(max(x) + b) == max(act(x + b)).
 MONOTONE_ACTIVATIONS = ("relu", "linear", "sigmoid", "tanh", "elu", "softplus", "exponential", "relu6")
+ARGMAX_CHUNK = 16
 
 
 def serializable(cls):
@@ -117,14 +118,30 @@ class SequenceConv(keras.layers.Layer):
         return ops.pad(inputs, [[0, 0], [left, self.kernel_size - 1 - left], [0, 0]])
 
     def _global_max(self, inputs, kernel):
-        scores = ops.conv(ops.stop_gradient(inputs), ops.stop_gradient(kernel), strides=1, padding="valid")
-        best = ops.cast(ops.argmax(scores, axis=1), "int32")                       # batch x filters
+        best = self._best_windows(ops.stop_gradient(inputs), ops.stop_gradient(kernel))  # batch x filters
         length, channels = ops.shape(inputs)[1], int(inputs.shape[-1])
         window = ops.expand_dims(best, -1) + ops.arange(self.kernel_size, dtype="int32")
         offsets = ops.arange(ops.shape(inputs)[0], dtype="int32") * length
         rows = window + ops.reshape(offsets, (-1, 1, 1))                          # batch x filters x width
         patches = ops.take(ops.reshape(inputs, (-1, channels)), rows, axis=0)    # ... x width x channels
         return ops.einsum("bfwc,wcf->bf", patches, kernel)
+
+    def _best_windows(self, inputs, kernel):
+        """Start of each filter's highest-scoring window, `ARGMAX_CHUNK` promoters at a time.
+
+        The full conv output (promoters x positions x filters, 1 MB per promoter at 982 x 256) only
+        serves to find the argmax; computing it by chunks keeps it from setting the memory peak.
+        """
+        def best(chunk):
+            return ops.cast(ops.argmax(ops.conv(chunk, kernel, strides=1, padding="valid"), axis=1), "int32")
+
+        count = ops.shape(inputs)[0]
+        if isinstance(count, int) and count <= ARGMAX_CHUNK:
+            return best(inputs)
+        length, channels = int(inputs.shape[1]), int(inputs.shape[2])
+        padded = ops.pad(inputs, [[0, (ARGMAX_CHUNK - count % ARGMAX_CHUNK) % ARGMAX_CHUNK], [0, 0], [0, 0]])
+        chunks = ops.map(best, ops.reshape(padded, (-1, ARGMAX_CHUNK, length, channels)))
+        return ops.reshape(chunks, (-1, self.channels_out))[:count]
 
     def compute_output_shape(self, input_shape):
         batch, length = input_shape[0], input_shape[1]
