@@ -3,7 +3,8 @@
 A check, not a test: it prints one table per setting (random pairs 80/10/10, held-out conditions,
 held-out genes) to compare against the numbers the network has to beat. Pairs with a missing value
 are left out of every split. Without ``--promoters`` the cis baseline runs on random promoters, so its
-number is then only a null reference.
+number is then only a null reference. On a busy machine set OPENBLAS_NUM_THREADS=1: the small matrix
+products here lose more to contended BLAS threads than they gain (timings vary several-fold).
 
     python benchmarks/baselines_check.py --expression PCL --regulators LIST [--targets LIST] \\
         [--promoters NPY] [--seed 0] [--exclude-regulators]
@@ -101,7 +102,8 @@ def main() -> None:
     pd.set_option("display.width", 200)
     for setting in arguments.settings:
         split = make_split(setting, expression, arguments.seed)
-        counts = {name: int((split == value).sum()) for name, value in (("train", TRAIN), ("val", VALIDATION), ("test", TEST))}
+        labels = (("train", TRAIN), ("val", VALIDATION), ("test", TEST))
+        counts = {name: int((split == value).sum()) for name, value in labels}
         print(f"\n== {setting} (seed {arguments.seed}; pairs {counts})")
         results = run_all_baselines(expression, split, regulators, sequences, targets_mask=targets_mask)
         print(results.to_string(index=False, float_format=lambda value: f"{value:.4f}"))

@@ -13,7 +13,8 @@ matrix-product peak measured on this machine in the same run.
     PYTHONPATH=. python benchmarks/throughput.py --genes 600 --factorised-only   # quick look
 
 Data: random one-hot promoters (G x L x 4), random log-ratios (G x C), random regulator inputs
-(C x R), an 80/10/10 random split of the pairs; nothing depends on the simulator.
+(C x R), an 80/10/10 random split of the pairs; nothing depends on the simulator. `--precision
+mixed_bfloat16` measures the same models with bf16 products (not the float32 reference function).
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ import numpy as np
 
 DEFAULT_MODELS = ("configs/models/single-layer-tensor.yaml", "configs/models/concat.yaml",
                   "configs/models/concat-gru-100.yaml")
+# Block shapes (genes x conditions) that keep a step's memory well under 2 GB at full size. The
+# recurrent model runs its state over every pair of a block, so its blocks are smaller.
+DEFAULT_BLOCKS = {"single-layer-tensor": (256, 173), "concat": (256, 173), "concat-gru-100": (64, 173)}
+FALLBACK_BLOCK = (128, 173)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -39,14 +44,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--conditions", type=int, default=173)
     parser.add_argument("--regulators", type=int, default=472)
     parser.add_argument("--length", type=int, default=1000)
-    parser.add_argument("--block-genes", type=int, default=256, help="factorised block: genes")
-    parser.add_argument("--block-conditions", type=int, default=173, help="factorised block: conditions")
+    parser.add_argument("--block-genes", type=int, help="factorised block: genes (default: per model, DEFAULT_BLOCKS)")
+    parser.add_argument("--block-conditions", type=int, help="factorised block: conditions (default: per model)")
     parser.add_argument("--factorised-steps", type=int, default=None,
                         help="time this many blocks and extrapolate (default: one full epoch)")
     parser.add_argument("--naive-batch", type=int, default=100, help="pairs per naive step (the notebook's 100)")
     parser.add_argument("--naive-steps", type=int, default=200, help="naive steps timed (after 3 warm-up steps)")
     parser.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd",
                         help="sgd: the notebook's SGD lr 0.01 momentum 0.5")
+    parser.add_argument("--precision", choices=("float32", "mixed_bfloat16"), default="float32",
+                        help="model.precision (mixed_bfloat16: bf16 products, float32 weights)")
     parser.add_argument("--factorised-only", action="store_true")
     parser.add_argument("--naive-only", action="store_true")
     parser.add_argument("--json", help="also write the results to this JSON file")
@@ -81,7 +88,7 @@ def compiled_models(args, path: str):
     from deepreg.training.losses import MaskedLoss
     from deepreg.training.train import make_optimizer
 
-    config = ModelConfig.from_yaml(path)
+    config = ModelConfig.from_yaml(path).with_updates({"precision": args.precision})
     keras.utils.set_random_seed(args.seed)
     block, pair = build_models(config, args.length, args.regulators)
     training = TrainingConfig(optimizer=args.optimizer, learning_rate=0.01 if args.optimizer == "sgd" else 1e-3,
@@ -126,8 +133,10 @@ def measure_factorised(args, path: str) -> dict:
     data = simulated_data(args)
     config, block, _, compile_model = compiled_models(args, path)
     compile_model(block)
+    default_genes, default_conditions = DEFAULT_BLOCKS.get(config.name, FALLBACK_BLOCK)
+    block_genes, block_conditions = args.block_genes or default_genes, args.block_conditions or default_conditions
     batches = BlockBatches(data["sequences"], data["regulators"], data["labels"], data["split"], TRAIN,
-                           block_genes=args.block_genes, block_conditions=args.block_conditions, seed=args.seed,
+                           block_genes=block_genes, block_conditions=block_conditions, seed=args.seed,
                            max_batches=args.factorised_steps)
     all_blocks = [batches.block(index) for index in range(len(batches.order))]
     epoch_cost = sum(block_step_cost(block, len(rows), len(columns)).total for rows, columns in all_blocks)
@@ -144,7 +153,7 @@ def measure_factorised(args, path: str) -> dict:
     blocks_per_epoch = len(batches.order)
     steady_epoch = steady_per_block * blocks_per_epoch
     return {
-        "model": config.name, "form": "factorised", "batch": f"{args.block_genes} x {args.block_conditions} block",
+        "model": config.name, "form": "factorised", "batch": f"{block_genes} x {block_conditions} block",
         "train_pairs": batches.n_pairs, "steps_timed": len(timer.steps), "steps_per_epoch": blocks_per_epoch,
         "wall_seconds": wall, "first_two_steps": float(sum(timer.steps[:2])),
         "epoch_seconds": wall if args.factorised_steps is None else steady_epoch + sum(timer.steps[:2]),
@@ -222,7 +231,7 @@ def in_fresh_process(target, args, path=None) -> dict:
 def report(results: list[dict], peak: float, args, load_before, load_after) -> str:
     lines = [
         f"data: {args.genes:,} genes x {args.conditions} conditions, {args.regulators} regulators, L = {args.length}; "
-        f"optimizer {args.optimizer}",
+        f"optimizer {args.optimizer}, precision {args.precision}",
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
         f"float32 matmul peak {peak / 1e9:.1f} GMAC/s; load average before {load_before}, after {load_after}",
         "",

@@ -45,7 +45,7 @@ def shrink(config: ModelConfig) -> ModelConfig:
     strides = [0 if stride == 0 else max(1, math.floor(stride * scale)) for stride in spec.pool_stride]
     updates = {
         "sequence.filters": [min(f, 6) for f in spec.filters],
-        "sequence.filter_width": [min(w, 9) for w in spec.filter_width],
+        "sequence.filter_width": [min(w, 40) for w in spec.filter_width],
         "sequence.pool": pools, "sequence.pool_stride": strides,
         "sequence.recurrent_units": min(spec.recurrent_units, 6),
         "sequence.dense_units": [min(u, 12) for u in spec.dense_units],

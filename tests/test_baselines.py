@@ -44,14 +44,17 @@ def test_additive_recovers_gene_plus_condition_effects():
     assert additive["mse"] < gene_mean["mse"] < zero["mse"]
 
 
-def test_held_out_genes_fall_back_to_global_train_mean():
+def test_held_out_genes_fall_back_to_global_mean_or_condition_effects():
     rng = np.random.default_rng(1)
     expression = additive_data(rng, n_genes=30, n_conditions=10)
     split = np.zeros(expression.shape, dtype=np.int8)
     split[:5] = 2
-    predictions = bl.fit_predict_gene_mean(expression, split)
-    np.testing.assert_allclose(predictions[:5], expression[5:].mean(), rtol=1e-5)
-    np.testing.assert_allclose(predictions[5:, 0], expression[5:].mean(axis=1), rtol=1e-5)
+    gene_mean = bl.fit_predict_gene_mean(expression, split)
+    np.testing.assert_allclose(gene_mean[:5], expression[5:].mean(), rtol=1e-5)
+    np.testing.assert_allclose(gene_mean[5:, 0], expression[5:].mean(axis=1), rtol=1e-5)
+    # complete training rows: global mean + condition effect is exactly the condition's mean
+    additive = bl.fit_predict_additive(expression, split)
+    np.testing.assert_allclose(additive[:5], bl.fit_predict_condition_mean(expression, split)[:5], atol=1e-6)
 
 
 def test_low_rank_completion_finds_the_rank_three_elbow_and_beats_additive():

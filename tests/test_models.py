@@ -245,3 +245,34 @@ def test_saved_models_with_every_custom_layer_load_in_safe_mode(tmp_path):
         loaded = keras.saving.load_model(path, safe_mode=True)
         inputs = {"sequence": sequences, "regulators": regulators}
         np.testing.assert_allclose(loaded(inputs), block(inputs), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_in_place_sgd_makes_the_updates_of_keras_sgd(nesterov):
+    from deepreg.training.optimizers import InPlaceSGD
+
+    start = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)
+    weights = [keras.Variable(start), keras.Variable(start)]
+    optimizers = [keras.optimizers.SGD(0.1, momentum=0.5, nesterov=nesterov),
+                  InPlaceSGD(0.1, momentum=0.5, nesterov=nesterov)]
+    for step in range(3):
+        gradient = np.random.default_rng(step).normal(size=(4, 3)).astype(np.float32)
+        for weight, optimizer in zip(weights, optimizers):
+            optimizer.apply_gradients([(gradient, weight)])
+    np.testing.assert_allclose(weights[1].numpy(), weights[0].numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_mixed_bfloat16_precision_keeps_float32_weights_and_outputs_close_to_float32():
+    config = small(pool=("4",)).with_updates({"fusion": "concat"})
+    sequences, regulators = block_inputs()
+    inputs = {"sequence": sequences, "regulators": regulators}
+    keras.utils.set_random_seed(5)
+    reference, _ = build_models(config, LENGTH, N_REGULATORS)
+    keras.utils.set_random_seed(5)
+    mixed, mixed_pairs = build_models(config.with_updates({"precision": "mixed_bfloat16"}), LENGTH, N_REGULATORS)
+    assert keras.config.dtype_policy().name == "float32"
+    assert all(v.dtype == "float32" for v in mixed.weights)
+    assert mixed(inputs).dtype == "float32"
+    np.testing.assert_allclose(mixed(inputs), reference(inputs), rtol=0.05, atol=0.05)
+    np.testing.assert_allclose(np.reshape(mixed_pairs(pair_inputs(sequences, regulators)), (N_GENES, N_CONDITIONS)),
+                               mixed(inputs), rtol=0.05, atol=0.05)

@@ -12,6 +12,7 @@ from optuna.trial import TrialState
 from synthetic import write_compendium
 
 from deepreg.sweeps import describe_study, load_spec, run_keras_tuner, run_refine, run_sweep
+from deepreg.sweeps._report import describe_refine
 from deepreg.sweeps._storage import open_storage
 
 TINY = {"model": {"sequence": {"filters": [8], "filter_width": [7]}, "head": {"dense_units": [16, 16],
@@ -186,3 +187,5 @@ def test_refine_runs_stages_from_the_incumbent_with_lineage_and_a_diagnosis(tmp_
     assert {r.data.tags["deepreg.parent_config"] for r in runs} == incumbent_runs
     assert any("diagnosis:" in line for line in lines) and "final incumbent" in lines[-2]
     assert stage1.user_attrs["deepreg.refine.decision"]["stage"] == "rate"
+    table = describe_refine("ref", ["ref.1-rate", "ref.2-width"], open_storage(store["storage"]))
+    assert "ref.1-rate" in table and first.diagnosis in table

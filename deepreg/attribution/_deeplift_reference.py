@@ -65,6 +65,23 @@ def reference_regulator_scores(model, sequences, regulators, reference, *, backg
     return _run(network, {"mode": "regulators"}, arrays, timeout)["scores"]
 
 
+def reference_scores(model, sequences, references, regulators, reference, *, background=None, target="output",
+                     timeout: float = 600) -> dict[str, np.ndarray]:
+    """Both at once, in one subprocess: {'regulators': G x C x R, 'sequences': G x K x C x L x 4}."""
+    from deepreg.attribution._network import read_network
+    from deepreg.attribution.deeplift import _model_input, regulator_reference
+
+    network = read_network(model, target)
+    regulators = np.asarray(regulators, np.float32)
+    references = np.asarray(references)
+    arrays = {"sequences": _model_input(sequences, background), "regulators": regulators,
+              "reference": regulator_reference(regulators, reference),
+              "references": _model_input(references.reshape((-1,) + references.shape[2:]), background).reshape(
+                  references.shape)}
+    out = _run(network, {"mode": "both"}, arrays, timeout)
+    return {"regulators": out["regulators"], "sequences": out["sequences"]}
+
+
 def reference_sequence_scores(model, sequences, references, regulators, *, background=None, target="output",
                               timeout: float = 600) -> np.ndarray:
     """Contributions m x (x - x0) of promoter inputs, G x K x C x L x 4 (K references per gene)."""
@@ -266,12 +283,15 @@ def main(folder: str) -> int:
     with np.load(folder / "inputs.npz") as stored:
         arrays = {key: stored[key] for key in stored.files}
     if request["mode"] == "regulators":
-        scores = _regulators_mode(tf1, layers_module, models, network, arrays)
+        outputs = {"scores": _regulators_mode(tf1, layers_module, models, network, arrays)}
     elif request["mode"] == "sequences":
-        scores = _sequences_mode(tf1, layers_module, models, network, arrays)
+        outputs = {"scores": _sequences_mode(tf1, layers_module, models, network, arrays)}
+    elif request["mode"] == "both":
+        outputs = {"regulators": _regulators_mode(tf1, layers_module, models, network, arrays),
+                   "sequences": _sequences_mode(tf1, layers_module, models, network, arrays)}
     else:
         raise SystemExit(f"unknown mode {request['mode']}")
-    np.savez(folder / "outputs.npz", scores=scores)
+    np.savez(folder / "outputs.npz", **outputs)
     return 0
 
 

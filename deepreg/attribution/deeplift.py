@@ -488,3 +488,22 @@ def sequence_scores(model, sequences: np.ndarray, regulators: np.ndarray, *, ref
     return SequenceScores(scores=scores, hypothetical=hypothetical, delta=delta,
                           method="deeplift" if rule == "rescale" else "gradient_x_input", reduce=reduce,
                           conditions=conditions, n_references=n_refs)
+
+
+def sequence_contributions(model, sequences: np.ndarray, references: np.ndarray, regulators: np.ndarray, *,
+                           background=None, target="output") -> np.ndarray:
+    """Raw DeepLIFT contributions m x (x - x0) per reference: G x K x C x L x 4 (small inputs; for cross-checks).
+
+    This is what the deeplift package returns for one reference at a time; `sequence_scores` turns the
+    multipliers into hypothetical scores and averages over the references.
+    """
+    network = _network(model, target)
+    sequences, references = np.asarray(sequences), np.asarray(references)
+    regulators = np.asarray(regulators, np.float32)
+    _check_shapes(network, sequences, regulators)
+    n_genes, n_refs = references.shape[:2]
+    x = np.repeat(_model_input(sequences, background), n_refs, axis=0)
+    x0 = _model_input(references.reshape((-1,) + references.shape[2:]), background)
+    multipliers, _, _ = _SequenceEngine(network, regulators, "rescale").run(x, x0, True)
+    contributions = multipliers.numpy() * (x - x0)[:, None]
+    return contributions.reshape((n_genes, n_refs) + contributions.shape[1:])

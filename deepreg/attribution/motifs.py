@@ -33,6 +33,7 @@ class FilterMotifs:
     max_activation: dict[str, float]
     filter_index: dict[str, int]
     untrimmed: dict[str, np.ndarray]
+    inactive: list[str] = dataclasses.field(default_factory=list)  # fewer than min_sites activating windows
 
 
 # --------------------------------------------------------------------------------------------------
@@ -101,8 +102,12 @@ def filter_activations(network: net.Network, sequences: np.ndarray, *, backgroun
 
 
 def filter_pwms(model, sequences: np.ndarray, *, n_top: int = 100, background=None, min_bits: float = 0.25,
-                pseudocount: float = 0.01) -> FilterMotifs:
-    """For each first-layer filter, the PWM of its `n_top` most activating subsequences (activation > 0)."""
+                pseudocount: float = 0.01, min_sites: int = 10) -> FilterMotifs:
+    """For each first-layer filter, the PWM of its `n_top` most activating subsequences (activation > 0).
+
+    Filters with fewer than `min_sites` activating windows (dead filters) get no PWM; they are listed
+    in `inactive`.
+    """
     import tensorflow as tf
 
     network = net.read_network(model)
@@ -127,11 +132,14 @@ def filter_pwms(model, sequences: np.ndarray, *, n_top: int = 100, background=No
             best_values = np.take_along_axis(values, order, 1)
             best_rows = np.take_along_axis(rows, order, 1)
             best_cols = np.take_along_axis(cols, order, 1)
-    pwms, sites, peaks, index, untrimmed = {}, {}, {}, {}, {}
+    pwms, sites, peaks, index, untrimmed, inactive = {}, {}, {}, {}, {}, []
     padded = np.pad(np.asarray(sequences, np.float32), ((0, 0), (left, width), (0, 0)))
     for f in range(best_values.shape[0]):
         name = f"filter_{f}"
         use = best_values[f] > 0
+        if use.sum() < min_sites:
+            inactive.append(name)
+            continue
         counts = np.zeros((width, 4))
         for row, col in zip(best_rows[f][use], best_cols[f][use]):
             counts += padded[row, col:col + width]
@@ -142,7 +150,8 @@ def filter_pwms(model, sequences: np.ndarray, *, n_top: int = 100, background=No
         sites[name] = int(use.sum())
         peaks[name] = float(best_values[f][0]) if best_values.shape[1] else 0.0
         index[name] = f
-    return FilterMotifs(pwms=pwms, sites=sites, max_activation=peaks, filter_index=index, untrimmed=untrimmed)
+    return FilterMotifs(pwms=pwms, sites=sites, max_activation=peaks, filter_index=index, untrimmed=untrimmed,
+                        inactive=inactive)
 
 
 # --------------------------------------------------------------------------------------------------

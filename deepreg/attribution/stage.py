@@ -147,13 +147,16 @@ def run_attribution(model_uri: str, config: AttributionConfig = AttributionConfi
     say(f"model {model_uri} (run {source.run_id}); loading data ...")
     dataset = load_dataset(data_config)
     expected = train_run.data.tags.get("deepreg.data_fingerprint")
-    if expected and expected != dataset.fingerprint:
-        raise DeepRegError(f"data fingerprint {dataset.fingerprint} differs from the model's training data ({expected}); "
-                           "the input files changed since the model was trained")
+    mismatch = bool(expected and expected != dataset.fingerprint)
+    if mismatch:
+        say(f"warning: data fingerprint {dataset.fingerprint} differs from the one recorded at training ({expected}): "
+            "the input files (or how they are hashed) changed since the model was trained")
     experiment_id = ensure_experiment(experiment, uri)
     tags = {"deepreg.stage": "attribution", "deepreg.model_uri": model_uri, "deepreg.source_run_id": source.run_id,
             "deepreg.data_fingerprint": dataset.fingerprint,
             "mlflow.note.content": f"Attribution of {model_uri} (trained in run {source.run_id})"}
+    if mismatch:
+        tags["deepreg.data_fingerprint_at_training"] = expected
     if source.name:
         tags.update({"deepreg.registered_model": source.name, "deepreg.model_version": source.version or ""})
     run = client.create_run(experiment_id, run_name=run_name or f"attribution {source.name or ''}"
@@ -362,9 +365,11 @@ def _compute(model, network, dataset, data_config, config: AttributionConfig, ou
     motifs.plot_matches(filters.pwms, best, known, figures / "filter_logos.png")
     timings["motifs_s"] = time.perf_counter() - started
     n_matched = int(best["matched"].sum())
-    summary["motifs"] = {"filters": len(filters.pwms), "filters_matched": n_matched, "known_motifs": len(known)}
+    summary["motifs"] = {"filters": len(filters.pwms) + len(filters.inactive), "filters_active": len(filters.pwms),
+                         "filters_matched": n_matched, "known_motifs": len(known)}
     report.heading("4. Motifs from first-layer filters")
-    report.text(f"For each of the {len(filters.pwms)} first-layer filters, the PWM of its {config.top_subsequences} "
+    report.text(f"For each of the {len(filters.pwms)} active first-layer filters ({len(filters.inactive)} others "
+                f"never activate), the PWM of its {config.top_subsequences} "
                 f"most activating promoter subsequences (flanks under 0.25 bits trimmed), matched with TomTom "
                 f"(memelite) against {len(known)} {known_label} motifs; q-values are Benjamini-Hochberg over each "
                 f"filter's comparisons. {n_matched} filters match a known motif at q < {config.q_threshold}. "
@@ -534,7 +539,7 @@ def _compute(model, network, dataset, data_config, config: AttributionConfig, ou
         summary_html.checks(checks)
     top = ", ".join(table["symbol"].head(10))
     summary_html.text(f"Top regulators (DeepLIFT): {top}. Filters matched to known motifs: {n_matched} of "
-                      f"{len(filters.pwms)}." + (f" TF-MoDISco patterns matched: {summary['modisco']['matched']} of "
+                      f"{len(filters.pwms)} active." + (f" TF-MoDISco patterns matched: {summary['modisco']['matched']} of "
                                                   f"{summary['modisco']['patterns']}." if "modisco" in summary else ""))
     report.parts[summary_slot:summary_slot] = summary_html.parts
     report.write(out / "report.html")

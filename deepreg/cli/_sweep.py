@@ -22,6 +22,8 @@ def register(subparsers) -> None:
                        help="search engine (default: optuna)")
     sweep.add_argument("--trials", type=int, help="total trials of the study (overrides the spec's budget.trials)")
     sweep.add_argument("--minutes", type=float, help="wall time of this process in minutes (overrides budget.minutes)")
+    sweep.add_argument("--epochs", type=int, help="epochs per trial (overrides the spec's epochs)")
+    sweep.add_argument("--name", help="study name (default: the spec's name; a changed base or space needs a new one)")
     add_override_option(sweep)
     add_tracking_options(sweep)
     sweep.set_defaults(func=run_sweep_command)
@@ -65,16 +67,17 @@ def _interrupt_on_sigterm() -> None:
 
 
 def run_sweep_command(args: argparse.Namespace) -> int:
-    import dataclasses
-
     from deepreg.sweeps import default_storage_url, load_spec, run_keras_tuner, run_refine, run_sweep
     from deepreg.tracking.store import resolve_tracking_uri
 
     spec = load_spec(args.spec)
     overrides = parse_overrides(args.overrides)
     if overrides:
-        spec = dataclasses.replace(spec, base=spec.base.with_updates(overrides, source="--set"),
-                                   raw={**spec.raw, "base": spec.base.with_updates(overrides).to_dict()})
+        spec = spec.with_base_updates(overrides)
+    if args.name:
+        spec = spec.changed(name=args.name)
+    if args.epochs is not None:
+        spec = spec.changed(epochs=args.epochs)
     if args.trials is not None or args.minutes is not None:
         if args.trials is not None and args.trials < 1:
             raise DeepRegError("--trials: expected at least 1 trial")

@@ -20,15 +20,10 @@ def register(subparsers) -> None:
 
 
 def _data_subcommands(subparsers):
-    """The sub-command list of `deepreg data`, creating `data` unless another module registered it first."""
-    data = subparsers.choices.get("data")
-    if data is None:
-        data = subparsers.add_parser("data", help="build and check datasets",
-                                     description="Build and check the datasets DeepREG trains on.")
-        data.set_defaults(func=lambda args, parser=data: _print_help(parser))
-    for action in data._actions:  # argparse offers no public way to reach an existing sub-command list
-        if isinstance(action, argparse._SubParsersAction):
-            return action
+    """`deepreg data` and its own list of sub-commands."""
+    data = subparsers.add_parser("data", help="build and check datasets",
+                                 description="Build and check the datasets DeepREG trains on.")
+    data.set_defaults(func=lambda args, parser=data: _print_help(parser))
     return data.add_subparsers(dest="data_command", metavar="COMMAND")
 
 

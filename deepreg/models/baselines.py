@@ -131,25 +131,52 @@ AdditiveEffects = tuple[float, np.ndarray, np.ndarray]
 
 
 def _additive_effects(
-    values: np.ndarray, observed: np.ndarray, start: AdditiveEffects | None = None, tol: float = 1e-8, max_iter: int = 500
+    values: np.ndarray,
+    observed: np.ndarray,
+    start: AdditiveEffects | None = None,
+    tol: float = 1e-8,
+    max_iter: int = 500,
 ) -> AdditiveEffects:
     """Global mean, gene effects and condition effects minimising squared error on ``observed``.
 
     Block coordinate descent (alternating conditional means), which converges to the least-squares
-    fit whatever the missingness pattern; ``start`` warm-starts it.
+    fit whatever the missingness pattern; ``start`` warm-starts it. The fit only fixes the sum of a
+    gene and a condition effect, so both kinds are centred (mean zero over the observed pairs) to
+    make the global mean the level a gene or condition without observations falls back to.
     """
     n_genes, n_conditions = values.shape
     grand_mean, gene_effect, condition_effect = start or (0.0, np.zeros(n_genes), np.zeros(n_conditions))
-    n_observed = observed.sum()
+    weights = observed.astype(np.float64)
+    observed_values = np.where(observed, values, 0.0)
+    gene_sums, condition_sums = observed_values.sum(axis=1), observed_values.sum(axis=0)
+    gene_counts, condition_counts = weights.sum(axis=1), weights.sum(axis=0)
+    safe_gene_counts, safe_condition_counts = np.maximum(gene_counts, 1.0), np.maximum(condition_counts, 1.0)
     for _ in range(max_iter):
         previous_gene, previous_condition = gene_effect, condition_effect
-        grand_mean = np.where(observed, values - gene_effect[:, None] - condition_effect[None, :], 0.0).sum() / n_observed
-        gene_effect = _masked_mean(values - grand_mean - condition_effect[None, :], observed, 1, 0.0)
-        condition_effect = _masked_mean(values - grand_mean - gene_effect[:, None], observed, 0, 0.0)
+        fitted_sum = gene_counts @ gene_effect + condition_counts @ condition_effect
+        grand_mean = (gene_sums.sum() - fitted_sum) / gene_counts.sum()
+        gene_effect = (gene_sums - grand_mean * gene_counts - weights @ condition_effect) / safe_gene_counts
+        condition_effect = (
+            condition_sums - grand_mean * condition_counts - gene_effect @ weights
+        ) / safe_condition_counts
         change = max(np.abs(gene_effect - previous_gene).max(), np.abs(condition_effect - previous_condition).max())
         if change < tol:
             break
-    return grand_mean, gene_effect, condition_effect
+    return _centred_effects(grand_mean, gene_effect, condition_effect, observed)
+
+
+def _centred_effects(
+    grand_mean: float, gene_effect: np.ndarray, condition_effect: np.ndarray, observed: np.ndarray
+) -> AdditiveEffects:
+    """Move the observed-pair mean of each kind of effect into the global mean; unseen effects stay 0."""
+    gene_counts, condition_counts = observed.sum(axis=1), observed.sum(axis=0)
+    gene_shift = gene_counts @ gene_effect / gene_counts.sum()
+    condition_shift = condition_counts @ condition_effect / condition_counts.sum()
+    return (
+        grand_mean + gene_shift + condition_shift,
+        np.where(gene_counts > 0, gene_effect - gene_shift, 0.0),
+        np.where(condition_counts > 0, condition_effect - condition_shift, 0.0),
+    )
 
 
 def _additive_matrix(effects: AdditiveEffects) -> np.ndarray:
@@ -212,16 +239,20 @@ def _additive_plus_low_rank(
     tol: float,
     max_iter: int,
 ) -> tuple[AdditiveEffects, np.ndarray]:
-    """Additive effects and a shrunken rank-``rank`` matrix whose sum fits ``values`` on ``observed``."""
+    """Additive effects and a shrunken rank-``rank`` matrix whose sum fits ``values`` on ``observed``.
+
+    Alternates a couple of additive sweeps with one low-rank update (each step lowers the same
+    objective, so the effects need not converge in between), then settles the effects at the end.
+    """
     for _ in range(max_iter):
-        effects = _additive_effects(values - low_rank, observed, effects)
+        effects = _additive_effects(values - low_rank, observed, effects, max_iter=2)
         filled = np.where(observed, values - _additive_matrix(effects), low_rank)
         updated = _shrunken_rank_k(filled, rank)
         change = np.linalg.norm(updated - low_rank) / max(np.linalg.norm(updated), 1e-12)
         low_rank = updated
         if change < tol:
             break
-    return effects, low_rank
+    return _additive_effects(values - low_rank, observed, effects), low_rank
 
 
 def _shrunken_rank_k(matrix: np.ndarray, rank: int) -> np.ndarray:
@@ -258,7 +289,9 @@ def fit_trans_ridge(
     _check_matrices(expression, split)
     regulators = np.nan_to_num(np.asarray(regulators, dtype=np.float64))
     if regulators.shape[0] != expression.shape[1]:
-        raise DeepRegError(f"regulators has {regulators.shape[0]} rows, expected one per condition ({expression.shape[1]})")
+        raise DeepRegError(
+            f"regulators has {regulators.shape[0]} rows, expected one per condition ({expression.shape[1]})"
+        )
     train = observed_mask(expression, split, TRAIN)
     paths, absolute_alphas = masked_ridge_predictions(regulators, expression, train, alphas)
     return _select_on_validation(paths, "alpha", expression, split, absolute=absolute_alphas)
@@ -342,22 +375,28 @@ def masked_ridge_predictions(
     residuals = np.where(observed, targets - intercepts[:, None], 0.0)
     right_hand_side = residuals @ rotated
     eigenvalue_share = task_counts / max(sample_weight.sum(), 1e-12)
+    observed_weights = observed.astype(np.float64)
     coefficients = np.zeros((targets.shape[0], rotated.shape[1]))
     paths, absolute_alphas = {}, {}
     for relative_alpha in sorted(alphas, reverse=True):
         alpha = float(relative_alpha) * scale
         preconditioner = 1.0 / (eigenvalue_share[:, None] * eigenvalues[None, :] + alpha)
+        normal_matrices = _masked_normal_matrices(rotated, observed_weights, alpha)
         coefficients = _batched_conjugate_gradients(
-            lambda directions: ((directions @ rotated.T) * observed) @ rotated + alpha * directions,
-            right_hand_side,
-            preconditioner,
-            coefficients,
-            tol,
-            max_iter,
+            normal_matrices, right_hand_side, preconditioner, coefficients, tol, max_iter
         )
         paths[float(relative_alpha)] = intercepts[:, None] + coefficients @ rotated.T
         absolute_alphas[float(relative_alpha)] = alpha
     return paths, absolute_alphas
+
+
+def _masked_normal_matrices(rotated: np.ndarray, observed_weights: np.ndarray, alpha: float):
+    """The map B -> rows (D^T M_t D + alpha I) b_t for every task t, without forming any D^T M_t D."""
+
+    def apply(coefficients: np.ndarray) -> np.ndarray:
+        return ((coefficients @ rotated.T) * observed_weights) @ rotated + alpha * coefficients
+
+    return apply
 
 
 def _principal_design(design: np.ndarray, sample_weight: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -526,6 +565,8 @@ def expression_classes(values: np.ndarray, thresholds: tuple[float, float] = DEF
 
 
 def _pearson(x: np.ndarray, y: np.ndarray) -> float:
+    if np.ptp(x) == 0 or np.ptp(y) == 0:
+        return float("nan")
     x = x - x.mean()
     y = y - y.mean()
     denominator = np.sqrt((x * x).sum() * (y * y).sum())

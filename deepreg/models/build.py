@@ -18,6 +18,8 @@ pairwise once per pair. At inference (no dropout) the two models compute the sam
 
 from __future__ import annotations
 
+import contextlib
+
 import keras
 
 from deepreg.models import layers as deepreg_layers
@@ -145,13 +147,29 @@ def head(config: ModelConfig, regularizer) -> list[keras.layers.Layer]:
     parts.append(keras.layers.Dropout(config.head.dropout, name=f"dropout_{len(units_after_fusion) + 1}"))
     activation = None if config.task == "regression" else "softmax"
     parts.append(keras.layers.Dense(config.n_outputs, activation=activation, kernel_regularizer=regularizer,
-                                    name="output"))
+                                    dtype="float32", name="output"))
     return parts
+
+
+@contextlib.contextmanager
+def _dtype_policy(name: str):
+    """Layers built inside take this Keras dtype policy (restored afterwards)."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def build_models(config: ModelConfig, sequence_length: int, n_regulators: int) -> tuple[keras.Model, keras.Model]:
     """The block model and the pair model of one architecture, sharing every weight."""
     config.validate_for(sequence_length)
+    with _dtype_policy(config.precision):
+        return _compose_models(config, sequence_length, n_regulators)
+
+
+def _compose_models(config: ModelConfig, sequence_length: int, n_regulators: int) -> tuple[keras.Model, keras.Model]:
     regularizer = make_regularizer(config)
     sequence_tower = lookup(SEQUENCE_TOWERS, "sequence tower", "model.sequence.tower", config.sequence.tower)(
         config, sequence_length, regularizer)
@@ -166,7 +184,7 @@ def build_models(config: ModelConfig, sequence_length: int, n_regulators: int) -
         for layer in top:
             outputs = layer(outputs)
         if config.task == "regression":
-            outputs = deepreg_layers.SqueezeLast(name="prediction")(outputs)
+            outputs = deepreg_layers.SqueezeLast(dtype="float32", name="prediction")(outputs)
         return keras.Model({SEQUENCE_INPUT: sequence_in, REGULATOR_INPUT: regulators_in}, outputs, name=name)
 
     return compose(False, "deepreg_block"), compose(True, "deepreg_pair")

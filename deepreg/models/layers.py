@@ -57,7 +57,8 @@ class SequenceConv(keras.layers.Layer):
     bias and the (non-decreasing) activation, which gives the same values with fewer passes over the
     G x positions x filters activations. A global max is computed as the conv at each filter's best
     window (found on the full conv without gradient), so its gradient is a gather of one window per
-    filter instead of a backward conv over every position: the same subgradient as a max layer's.
+    filter instead of a backward conv over every position. That is the gradient of a max layer
+    (when a filter's best score is tied between windows, all of it goes to the first one).
     """
 
     def __init__(self, filters: int, kernel_size: int, padding: str = "valid", activation=None,

@@ -18,7 +18,7 @@ import logging
 import math
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from deepreg.sweeps import _tracking
 from deepreg.sweeps._spec import StudySpec
@@ -159,12 +159,13 @@ def _collect(tuner, records: dict, spec: StudySpec, folder: Path, parent_id: str
         if record.get("state") in ("pruned", "failed"):
             state = record["state"]
         score = trial.score if trial.score is not None and math.isfinite(trial.score) else None
+        params = record.get("params") or {k: v for k, v in trial.hyperparameters.values.items()
+                                          if not k.startswith("tuner/")}
+        message = (trial.message or "").strip().splitlines()
+        reason = record.get("reason") or (message[-1] if message else "")
         trials.append({"number": number, "state": state, "value": score if state == "finished" else None,
-                       "params": record.get("params") or {k: v for k, v in trial.hyperparameters.values.items()
-                                                          if not k.startswith("tuner/")},
-                       "run_id": record.get("run_id") or (run.info.run_id if run else None),
-                       "reason": record.get("reason") or (trial.message or "").strip().splitlines()[-1:][0]
-                       if (record.get("reason") or trial.message) else "", "sign": sign})
+                       "params": params, "run_id": record.get("run_id") or (run.info.run_id if run else None),
+                       "reason": reason, "sign": sign})
     return KerasTunerOutcome(name=spec.name, directory=str(folder / spec.name), parent_run_id=parent_id,
                              tracking_uri=tracking_uri, trials=trials, algorithm=algorithm)
 

@@ -155,7 +155,7 @@ def fail_and_retry(study: optuna.Study, trial: FrozenTrial, reason: str, *, max_
             return False
     except UpdateFinishedTrialError:
         return False  # finished meanwhile, or another worker reaped it first
-    log.warning("trial %d: %s; marked failed", trial.number, reason)
+    log.info("trial %d: %s; marked failed", trial.number, reason)
     retry(study, storage.get_trial(trial._trial_id), reason, max_retries=max_retries)  # noqa: SLF001
     if on_dead is not None:
         on_dead(study, trial, reason)

@@ -147,8 +147,9 @@ def run_sweep(spec: StudySpec, *, storage: str, tracking_uri: str, experiment: s
     direction = spec.objective.goal
     existing = _find_study(info, spec.name)
     if existing is not None:
-        stored = StudySpec.from_dict(existing.user_attrs.get(SPEC_ATTR) or {}, source=f"study {spec.name}")
-        _check_resumable(spec, stored, existing)
+        if SPEC_ATTR in existing.user_attrs:  # absent only if its first start died before writing it
+            stored = StudySpec.from_dict(existing.user_attrs[SPEC_ATTR], source=f"study {spec.name}")
+            _check_resumable(spec, stored)
         study = existing
         parent_id = study.user_attrs.get(PARENT_ATTR)
     else:
@@ -207,7 +208,7 @@ def _find_study(info: StorageInfo, name: str) -> optuna.Study | None:
         return None
 
 
-def _check_resumable(spec: StudySpec, stored: StudySpec, study: optuna.Study) -> None:
+def _check_resumable(spec: StudySpec, stored: StudySpec) -> None:
     what = []
     if stored.space.raw != spec.space.raw:
         what.append("search space")
@@ -351,7 +352,8 @@ class _Session:
             trial.set_user_attr(STATE_ATTR, "skipped")
             trial.set_user_attr(REASON_ATTR, "started after other workers had used the trial budget")
             raise _Skipped("over budget")
-        beat = (_liveness.Heartbeat(self.study._storage, trial._trial_id, self.spec.reliability.heartbeat_seconds)  # noqa: SLF001
+        seconds = self.spec.reliability.heartbeat_seconds
+        beat = (_liveness.Heartbeat(self.study._storage, trial._trial_id, seconds)  # noqa: SLF001
                 if self.info.kind == "journal" else contextlib.nullcontext())
         with beat:
             return self._evaluate(trial)
@@ -367,7 +369,6 @@ class _Session:
         baseline = all(same(_lookup(self.base_dict, key), value) for key, value in overrides.items())
         extra: dict[str, Any] = {"deepreg.retry_of": trial.user_attrs.get(_liveness.RETRY_OF_ATTR),
                                  "deepreg.baseline": "true" if baseline else None, **self.lineage}
-        extra.update({f"deepreg.incumbent": "true"} if trial.user_attrs.get("deepreg.incumbent") else {})
         extra.update({f"deepreg.variant.{name}": value for name, value in chosen.items()
                       if self.spec.space.by_name[name].kind == "variant"})
         tags = _tracking.trial_tags(self.spec.name, ENGINE, trial.number, storage_url=_redact(self.info.url),
@@ -447,8 +448,9 @@ class _Session:
             if best is not None:
                 _tracking.log_best(self.tracking_uri, self.parent_run_id, value=best.value, number=best.number,
                                    run_id=best.user_attrs.get(RUN_ATTR), step=len(self.study.trials))
-            busy = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING))
-            if not busy:
+            # Other workers' running trials keep the parent open; after Ctrl-C a queued retry does not.
+            states = (TrialState.RUNNING,) if status == "KILLED" else (TrialState.RUNNING, TrialState.WAITING)
+            if not self.study.get_trials(deepcopy=False, states=states):
                 _tracking.finish_parent(self.tracking_uri, self.parent_run_id, status or "FINISHED")
         except Exception as error:  # the study itself is safe in the storage
             log.warning("could not update the study's parent run: %s", error)

@@ -206,7 +206,8 @@ def _describe(report: StageReport, spec: StudySpec) -> str:
     elif report.improvement is None and not report.kept:
         verdict = f"the incumbent stays the best ({label} {_fmt(report.incumbent_value)})"
     elif report.kept:
-        verdict = (f"keep trial {report.best_trial}: {label} {_fmt(report.best_value)} vs {_fmt(report.incumbent_value)}"
+        verdict = (f"keep trial {report.best_trial}: {label} {_fmt(report.best_value)} "
+                   f"vs {_fmt(report.incumbent_value)}"
                    + (f", better by {report.improvement:.4g} > noise {report.threshold:.4g}"
                       if report.threshold is not None else ""))
     else:

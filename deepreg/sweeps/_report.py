@@ -57,11 +57,7 @@ def study_table(study: optuna.Study, spec: StudySpec, *, tracking_uri: str | Non
         run_id = trial.user_attrs.get("deepreg.run_id") or (run.info.run_id if run else "")
         epochs = trial.user_attrs.get("deepreg.epochs_run") or (len(trial.intermediate_values) or "")
         duration = trial.duration.total_seconds() if trial.duration else None
-        note = ""
-        if trial.user_attrs.get("deepreg.baseline"):
-            note = " baseline"
-        if trial.user_attrs.get("deepreg.incumbent"):
-            note = " incumbent"
+        note = " baseline" if trial.user_attrs.get("deepreg.baseline") else ""
         if trial.user_attrs.get(_liveness.RETRY_OF_ATTR) is not None:
             note += f" retry of {trial.user_attrs[_liveness.RETRY_OF_ATTR]}"
         rows.append([str(trial.number), trial_state(trial, retried) + note,

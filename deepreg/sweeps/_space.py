@@ -137,9 +137,9 @@ class Space:
 
     def active(self, param: Param, chosen: Mapping[str, Any], base: Mapping[str, Any]) -> bool:
         for key, allowed in param.when:
-            value = chosen[key] if key in chosen else _lookup(base, key)
             if key in self.by_name and key not in chosen:
                 return False  # the parent parameter is itself inactive
+            value = chosen[key] if key in chosen else _lookup(base, key)
             if not any(same(value, option) for option in allowed):
                 return False
         return True
@@ -359,7 +359,8 @@ def _parse_param(name: str, entry: Any, source: str, config_keys: set[str], earl
             variants = {}
             for label, keys in choices.items():
                 if not isinstance(keys, Mapping) or not keys:
-                    raise DeepRegError(f"{where}: variant '{label}': expected a mapping of dotted config keys to values")
+                    raise DeepRegError(f"{where}: variant '{label}': expected a mapping of dotted config keys "
+                                       "to values")
                 for key in keys:
                     if key not in config_keys:
                         raise DeepRegError(f"{where}: variant '{label}': '{key}' is not a config key")

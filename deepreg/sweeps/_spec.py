@@ -87,7 +87,8 @@ class Reliability(Config):
 
     def __post_init__(self) -> None:
         if self.heartbeat_seconds < 1 or self.stale_after_seconds <= self.heartbeat_seconds:
-            raise DeepRegError("reliability: expected heartbeat_seconds >= 1 and stale_after_seconds > heartbeat_seconds")
+            raise DeepRegError("reliability: expected heartbeat_seconds >= 1 and "
+                               "stale_after_seconds > heartbeat_seconds")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -193,10 +194,17 @@ class StudySpec:
         return dict(self.raw)
 
     def with_budget(self, trials: int | None = None, minutes: float | None = None) -> "StudySpec":
-        budget = Budget(trials=trials if trials is not None else self.budget.trials,
-                        minutes=minutes if minutes is not None else self.budget.minutes)
-        raw = {**self.raw, "budget": budget.to_dict()}
-        return dataclasses.replace(self, budget=budget, raw=raw)
+        budget = {"trials": trials if trials is not None else self.budget.trials,
+                  "minutes": minutes if minutes is not None else self.budget.minutes}
+        return self.changed(budget=budget)
+
+    def changed(self, **values: Any) -> "StudySpec":
+        """The spec with top-level keys replaced (name, epochs, budget...), validated again."""
+        return StudySpec.from_dict({**self.raw, **values}, source=self.source)
+
+    def with_base_updates(self, overrides: Mapping[str, Any]) -> "StudySpec":
+        """The spec with dotted overrides applied to its baseline (`deepreg sweep --set`)."""
+        return self.changed(base=self.base.with_updates(overrides, source="--set").to_dict())
 
     def for_stage(self, stage: Stage, name: str, base, baseline: bool = True) -> "StudySpec":
         """The plain study that one refine stage runs, starting from `base` (the incumbent config)."""

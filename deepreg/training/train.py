@@ -24,6 +24,7 @@ from deepreg.models.config import ModelConfig
 from deepreg.training.config import TrainingConfig
 from deepreg.training.evaluate import predict_matrix, score_pairs
 from deepreg.training.losses import MaskedLoss
+from deepreg.training.optimizers import InPlaceSGD
 
 log = logging.getLogger(__name__)
 SCALAR_SCORES = ("loss", "mse", "pearson_r", "accuracy")
@@ -40,7 +41,7 @@ class TrainingResult:
 
 def make_optimizer(config: TrainingConfig) -> keras.optimizers.Optimizer:
     if config.optimizer == "sgd":
-        return keras.optimizers.SGD(learning_rate=config.learning_rate, momentum=config.momentum)
+        return InPlaceSGD(learning_rate=config.learning_rate, momentum=config.momentum)
     return keras.optimizers.Adam(learning_rate=config.learning_rate)
 
 

@@ -1,0 +1,193 @@
+"""The attribution stage end to end on tiny synthetic data, and its building blocks."""
+
+import json
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from deepreg.attribution import knockouts, motifs, regulators, stats
+from deepreg.cli import main
+from deepreg.errors import DeepRegError
+
+
+def test_consensus_sites_both_strands():
+    from deepreg.data.encoding import one_hot
+
+    sequences = one_hot(["AAAGGGGAAAAAAA", "TTCCCCTTTTTTTT", "ACACACACACACAC"], 14)
+    mask = motifs.consensus_sites(sequences, "AGGGG")
+    assert mask[0, 2:7].all() and mask[0].sum() == 5
+    assert mask[1, 2:7].all() and mask[1].sum() == 5      # CCCCT is AGGGG's reverse complement
+    assert not mask[2].any()
+    with pytest.raises(DeepRegError, match="IUPAC"):
+        motifs.consensus_sites(sequences, "AGXG")
+
+
+def test_meme_round_trip_and_pwm_helpers(tmp_path):
+    pwm = np.array([[0.97, 0.01, 0.01, 0.01], [0.01, 0.01, 0.97, 0.01], [0.25, 0.25, 0.25, 0.25],
+                    [0.01, 0.01, 0.01, 0.97]])
+    path = motifs.write_meme(tmp_path / "m.meme", {"MA0001.1 TEST": pwm, "other": pwm[::-1]})
+    read = motifs.read_meme(path)
+    assert list(read) == ["MA0001.1 TEST", "other"]
+    np.testing.assert_allclose(read["MA0001.1 TEST"], pwm, atol=1e-6)
+    assert motifs.consensus(pwm) == "AGaT"
+    assert motifs.trim(np.vstack([np.full((3, 4), 0.25), pwm])).shape[0] == 4
+    np.testing.assert_allclose(motifs.reverse_complement_pwm(pwm)[0], [0.97, 0.01, 0.01, 0.01])
+
+
+def test_stats():
+    assert stats.mann_whitney_greater([5, 6, 7], [1, 2, 3])["effect_size"] == 1.0
+    assert stats.fisher_enrichment([0, 1, 2], [0, 1, 2], 100)["p_value"] < 1e-4
+    assert stats.precision_at_k(["a", "b", "c"], {"a", "c"}, 2) == 0.5
+    np.testing.assert_allclose(stats.benjamini_hochberg([0.01, 0.04, 0.03]), [0.03, 0.04, 0.04])
+
+
+def test_read_targets_formats(tmp_path):
+    table = tmp_path / "t.tsv"
+    table.write_text("regulator\tregulator_symbol\tgene\nYMR037C\tMSN2\tG1\nYMR037C\tMSN2\tG2\n")
+    assert regulators.read_targets(table) == {"YMR037C": {"G1", "G2"}, "MSN2": {"G1", "G2"}}
+    listing = tmp_path / "msn2.txt"
+    listing.write_text("G1\nG3\n")
+    assert regulators.read_targets(listing, regulator="MSN2") == {"MSN2": {"G1", "G3"}}
+    with pytest.raises(DeepRegError, match="--targets-of"):
+        regulators.read_targets(listing)
+
+
+def test_filter_knockout_restores_weights():
+    import keras
+
+    from deepreg.models.build import build_model
+    from deepreg.models.config import HeadConfig, ModelConfig, SequenceConfig
+
+    keras.utils.set_random_seed(0)
+    model = build_model(ModelConfig(sequence=SequenceConfig(filters=(4,), filter_width=(5,)),
+                                    head=HeadConfig(dense_units=(8,))), 30, 3)
+    before = [w.copy() for w in model.get_weights()]
+    rng = np.random.default_rng(0)
+    sequences = np.eye(4, dtype=np.uint8)[rng.integers(0, 4, (5, 30))]
+    inputs = rng.normal(size=(4, 3)).astype(np.float32)
+    change = knockouts.filter_knockout(model, sequences, inputs, [0, 2])
+    assert change.shape == (5, 4)
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(DeepRegError, match="filters must be"):
+        knockouts.filter_knockout(model, sequences, inputs, [9])
+
+
+@pytest.fixture(scope="module")
+def champion(tmp_path_factory):
+    """A tiny model trained on the synthetic compendium (MOTIF_A read by G0000), promoted as champion."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from synthetic import MOTIF_A, MOTIF_B, write_compendium
+
+    from deepreg.data.config import DataConfig
+    from deepreg.models.config import HeadConfig, ModelConfig, SequenceConfig
+    from deepreg.training.config import TrainingConfig
+    from deepreg.training.run import RunConfig, tracked_training
+
+    folder = tmp_path_factory.mktemp("attribute")
+    files = write_compendium(folder / "data")
+    uri = f"sqlite:///{folder}/mlruns/mlflow.db"
+    config = RunConfig(
+        data=DataConfig(bundle=None, expression=str(files["expression"]), promoters=str(files["promoters"]),
+                        regulators=str(files["regulators"]), sequence_length=60, cache_dir=str(folder / "cache")),
+        model=ModelConfig(sequence=SequenceConfig(filters=(8,), filter_width=(7,)), head=HeadConfig(dense_units=(16, 16),
+                                                                                                    dropout=0.1)),
+        training=TrainingConfig(epochs=4, block_genes=30, block_conditions=16, learning_rate=3e-3))
+    run = tracked_training(config, experiment="attribute-tests", tracking_uri=uri, verbose=0)
+    assert main(["promote", "--run", run.run_id, "--tracking-uri", uri]) == 0
+    targets = folder / "targets.tsv"
+    genes = files["genes"]
+    rows = [f"G0000\t{g}" for g, flag in zip(genes, files["has_a"]) if flag]
+    rows += [f"G0001\t{g}" for g, flag in zip(genes, files["has_b"]) if flag]
+    targets.write_text("regulator\tgene\n" + "\n".join(rows) + "\n")
+    known = {"MA_A A": _site_pwm(MOTIF_A), "MA_B B": _site_pwm(MOTIF_B)}
+    rng = np.random.default_rng(1)
+    known.update({f"MR{i:03d} random{i}": rng.dirichlet(np.ones(4) * 0.5, 8) for i in range(30)})
+    motifs.write_meme(folder / "known.meme", known)
+    return {"uri": uri, "run": run, "folder": folder, "targets": targets, "known": folder / "known.meme", "files": files}
+
+
+def _site_pwm(site):
+    pwm = np.full((len(site), 4), 0.02)
+    for i, letter in enumerate(site):
+        pwm[i, "ACGT".index(letter)] = 0.94
+    return pwm
+
+
+def test_attribute_end_to_end(champion, capsys):
+    uri, folder = champion["uri"], champion["folder"]
+    output = folder / "out"
+    code = main(["attribute", "--model", "models:/deepreg@champion", "--tracking-uri", uri, "--targets",
+                 str(champion["targets"]), "--motifs", str(champion["known"]), "--knockout", "G0000=TGACTCA",
+                 "--sequence-genes", "12", "--shuffles", "3", "--no-modisco", "--output", str(output),
+                 "--set", "knockout_filters=3", "--set", "knockout_top_genes=20"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "attribution run" in printed
+    summary = json.loads((output / "summary.json").read_text())
+    assert summary["regulators"]["pairs"] == 120 * 16
+    assert summary["regulators"]["summation_to_delta_max_error"] < 1e-4
+    table = pd.read_csv(output / "tables" / "regulator_importance.tsv", sep="\t")
+    assert len(table) == 4 and table["rank"].tolist() == [1, 2, 3, 4]
+    assert {"deeplift_abs_sum", "gradient_x_input_abs_sum"} <= set(table.columns)
+    tests = pd.read_csv(output / "tables" / "known_target_tests.tsv", sep="\t")
+    assert set(tests["regulator"]) == {"G0000", "G0001"}
+    assert (output / "motifs" / "filters.meme").is_file()
+    active = len(motifs.read_meme(output / "motifs" / "filters.meme"))
+    assert 0 < active <= 8 and summary["motifs"]["filters"] == 8
+    matches = pd.read_csv(output / "tables" / "filter_matches.tsv", sep="\t")
+    assert len(matches) == active and matches["q_value"].between(0, 1).all()
+    tf = pd.read_csv(output / "tables" / "tf_knockouts.tsv", sep="\t")
+    assert tf["regulator"].iloc[0] == "G0000" and tf["genes_with_sites"].iloc[0] > 0
+    assert (output / "figures" / "position_bias.png").is_file()
+    html = (output / "report.html").read_text()
+    assert "Regulator importance" in html and "data:image/png;base64" in html
+
+    client = mlflow.MlflowClient(uri)
+    run = client.get_run(client.get_model_version_by_alias("deepreg", "champion").tags["deepreg.attribution_run_id"])
+    assert run.info.status == "FINISHED" and run.data.tags["deepreg.stage"] == "attribution"
+    assert run.data.tags["deepreg.source_run_id"] == champion["run"].run_id
+    assert run.data.params["attribution.reference"] == "zero"
+    assert "regulators.summation_to_delta_max_error" in run.data.metrics
+    artifacts = {item.path for item in client.list_artifacts(run.info.run_id)}
+    assert {"report.html", "summary.json", "tables", "figures", "motifs"} <= artifacts
+
+
+def test_attribute_errors_are_one_line(champion, capsys):
+    uri = champion["uri"]
+    assert main(["attribute", "--model", "models:/deepreg@nope", "--tracking-uri", uri]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert main(["attribute", "--model", "models:/deepreg@champion", "--tracking-uri", uri, "--targets",
+                 str(champion["folder"] / "missing.tsv"), "--no-modisco"]) == 2
+
+
+def test_tf_knockout_targets_and_measured_profile(tmp_path):
+    import keras
+
+    from deepreg.models.build import build_model
+    from deepreg.models.config import HeadConfig, ModelConfig, SequenceConfig
+
+    keras.utils.set_random_seed(0)
+    model = build_model(ModelConfig(sequence=SequenceConfig(filters=(4,), filter_width=(5,)),
+                                    head=HeadConfig(dense_units=(8,))), 30, 3)
+    rng = np.random.default_rng(0)
+    sequences = np.eye(4, dtype=np.uint8)[rng.integers(0, 4, (6, 30))]
+    inputs = rng.normal(size=(4, 3)).astype(np.float32)
+    mask = np.zeros((6, 30), bool)
+    mask[:2, 5:10] = True
+    result = knockouts.tf_knockout(model, sequences, inputs, 1, mask, fold=32, name="R1")
+    assert result.change.shape == (6, 4) and result.genes_with_sites == 2 and result.log2_fold == 5.0
+    np.testing.assert_allclose(result.change_expression[2:], result.change[2:], atol=1e-6)  # no sites: trans only
+    table = knockouts.targets_vs_others(result.change, [0, 1], {"a": np.array([0, 1]), "b": np.array([2, 3])})
+    assert table["condition_group"].tolist() == ["a", "b"] and (table["targets"] == 2).all()
+    profile = tmp_path / "measured.tsv"
+    genes = [f"G{i}" for i in range(6)]
+    profile.write_text("gene\tlog2_change\n" + "".join(f"G{i}\t{v}\n" for i, v in
+                                                       enumerate(result.change.mean(axis=1))))
+    measured = knockouts.read_measured_profile(profile, genes, [""] * 6)
+    assert knockouts.compare_measured(result.change, measured)["rho"] > 0.99
