@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from deepreg.errors import DeepRegError
-from deepreg.training.run import RunConfig
+from deepreg.training.config import RunConfig
 
 
 def test_defaults_round_trip_through_yaml_and_params():

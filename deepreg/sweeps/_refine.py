@@ -159,7 +159,7 @@ def _with_incumbent(stage: Stage, config) -> Stage:
                 variants = {"incumbent": {k: _plain(_lookup(values, k)) for k in keys}, **entry["choices"]}
                 raw[param.name] = {**entry, "choices": variants}
     from deepreg.sweeps._space import Space
-    from deepreg.training.run import RunConfig
+    from deepreg.training.config import RunConfig
     space = Space.from_mapping(raw, source=f"stage {stage.name}", config_keys=set(RunConfig().to_params()))
     return dataclasses.replace(stage, space=space)
 

@@ -144,7 +144,7 @@ class StudySpec:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], *, source: str = "spec", root: Path | None = None) -> "StudySpec":
-        from deepreg.training.run import RunConfig
+        from deepreg.training.config import RunConfig
 
         values = dict(values)
         unknown = sorted(set(values) - TOP_KEYS)
@@ -256,7 +256,7 @@ def _epochs(value: Any, source: str, key: str) -> int:
 
 
 def _resolve_base(base: Any, data: Any, source: str, root: Path | None):
-    from deepreg.training.run import RunConfig
+    from deepreg.training.config import RunConfig
 
     values: dict[str, Any] = {}
     if isinstance(base, str):
