@@ -51,3 +51,20 @@ def write_compendium(folder: Path, n_genes: int = 120, n_conditions: int = 16, l
     return {"expression": folder / "expression.pcl", "promoters": folder / "promoters.fa.gz",
             "regulators": folder / "regulators.txt", "genes": genes, "has_a": has_a, "has_b": has_b,
             "sequences": sequences, "values": expression}
+
+
+def tiny_run_config(folder: Path, files: dict, *, filters: int = 8, width: int = 7, dense: tuple = (16, 16),
+                    dropout: float = 0.1, epochs: int = 4, block_genes: int = 16, block_conditions: int = 16,
+                    learning_rate: float = 3e-3):
+    """A run config for a tiny model on a compendium written by `write_compendium` (cache under folder)."""
+    from deepreg.data.config import DataConfig
+    from deepreg.models.config import HeadConfig, ModelConfig, SequenceConfig
+    from deepreg.training.config import RunConfig, TrainingConfig
+
+    return RunConfig(
+        data=DataConfig(bundle=None, expression=str(files["expression"]), promoters=str(files["promoters"]),
+                        regulators=str(files["regulators"]), sequence_length=60, cache_dir=str(folder / "cache")),
+        model=ModelConfig(sequence=SequenceConfig(filters=(filters,), filter_width=(width,)),
+                          head=HeadConfig(dense_units=tuple(dense), dropout=dropout)),
+        training=TrainingConfig(epochs=epochs, block_genes=block_genes, block_conditions=block_conditions,
+                                learning_rate=learning_rate))

@@ -78,26 +78,14 @@ def test_filter_knockout_restores_weights():
 @pytest.fixture(scope="module")
 def champion(tmp_path_factory):
     """A tiny model trained on the synthetic compendium (MOTIF_A read by G0000), promoted as champion."""
-    import sys
-    from pathlib import Path
+    from synthetic import MOTIF_A, MOTIF_B, tiny_run_config, write_compendium
 
-    sys.path.insert(0, str(Path(__file__).parent))
-    from synthetic import MOTIF_A, MOTIF_B, write_compendium
-
-    from deepreg.data.config import DataConfig
-    from deepreg.models.config import HeadConfig, ModelConfig, SequenceConfig
-    from deepreg.training.config import TrainingConfig
-    from deepreg.training.run import RunConfig, tracked_training
+    from deepreg.training.run import tracked_training
 
     folder = tmp_path_factory.mktemp("attribute")
     files = write_compendium(folder / "data")
     uri = f"sqlite:///{folder}/mlruns/mlflow.db"
-    config = RunConfig(
-        data=DataConfig(bundle=None, expression=str(files["expression"]), promoters=str(files["promoters"]),
-                        regulators=str(files["regulators"]), sequence_length=60, cache_dir=str(folder / "cache")),
-        model=ModelConfig(sequence=SequenceConfig(filters=(8,), filter_width=(7,)), head=HeadConfig(dense_units=(16, 16),
-                                                                                                    dropout=0.1)),
-        training=TrainingConfig(epochs=4, block_genes=30, block_conditions=16, learning_rate=3e-3))
+    config = tiny_run_config(folder, files, epochs=4, block_genes=30)
     run = tracked_training(config, experiment="attribute-tests", tracking_uri=uri, verbose=0)
     assert main(["promote", "--run", run.run_id, "--tracking-uri", uri]) == 0
     targets = folder / "targets.tsv"

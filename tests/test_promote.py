@@ -11,25 +11,15 @@ from deepreg.tracking.registry import promote, resolve_model
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """One tiny tracked training run in a fresh store (shared by the tests of this module)."""
-    import sys
-    from pathlib import Path
+    from synthetic import tiny_run_config, write_compendium
 
-    sys.path.insert(0, str(Path(__file__).parent))
-    from synthetic import write_compendium
-
-    from deepreg.data.config import DataConfig
-    from deepreg.models.config import HeadConfig, ModelConfig, SequenceConfig
-    from deepreg.training.config import TrainingConfig
-    from deepreg.training.run import RunConfig, tracked_training
+    from deepreg.training.run import tracked_training
 
     folder = tmp_path_factory.mktemp("promote")
     files = write_compendium(folder / "data")
     uri = f"sqlite:///{folder}/mlruns/mlflow.db"
-    config = RunConfig(
-        data=DataConfig(bundle=None, expression=str(files["expression"]), promoters=str(files["promoters"]),
-                        regulators=str(files["regulators"]), sequence_length=60, cache_dir=str(folder / "cache")),
-        model=ModelConfig(sequence=SequenceConfig(filters=(4,), filter_width=(7,)), head=HeadConfig(dense_units=(8,))),
-        training=TrainingConfig(epochs=1, block_genes=32, block_conditions=16))
+    config = tiny_run_config(folder, files, filters=4, dense=(8,), dropout=0.5, epochs=1, block_genes=32,
+                             learning_rate=1e-3)
     run = tracked_training(config, experiment="promote-tests", tracking_uri=uri, verbose=0)
     return {"uri": uri, "run": run}
 

@@ -17,19 +17,12 @@ TINY_TRAINING = TrainingConfig(epochs=10, block_genes=16, block_conditions=8, le
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    import sys
-    from pathlib import Path
-    sys.path.insert(0, str(Path(__file__).parent))
-    from synthetic import write_compendium
-
-    from deepreg.data.config import DataConfig
+    from synthetic import tiny_run_config, write_compendium
 
     folder = tmp_path_factory.mktemp("trained")
     files = write_compendium(folder / "data", n_genes=200, n_conditions=24)
-    data = DataConfig(bundle=None, expression=str(files["expression"]), promoters=str(files["promoters"]),
-                      regulators=str(files["regulators"]), sequence_length=60, cache_dir=str(folder / "cache"))
     uri = f"sqlite:///{folder}/mlruns/mlflow.db"
-    config = RunConfig(data=data, model=TINY_MODEL, training=TINY_TRAINING)
+    config = tiny_run_config(folder, files, filters=12, width=9, dense=(32, 32), epochs=10, block_conditions=8)
     run = tracked_training(config, experiment="test", tracking_uri=uri, verbose=0)
     return run, config, uri
 

@@ -25,7 +25,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from deepreg.errors import DeepRegError
 from deepreg.sweeps import _liveness, _tracking
-from deepreg.sweeps._space import same
+from deepreg.sweeps._space import lookup_dotted, same
 from deepreg.sweeps._spec import StudySpec
 from deepreg.sweeps._storage import StorageInfo, _redact, open_storage
 from deepreg.sweeps._trial import TrialRunner
@@ -366,7 +366,7 @@ class _Session:
 
     def _evaluate(self, trial: optuna.Trial) -> float:
         chosen, overrides = self.spec.space.suggest(trial, self.base_dict)
-        baseline = all(same(_lookup(self.base_dict, key), value) for key, value in overrides.items())
+        baseline = all(same(lookup_dotted(self.base_dict, key), value) for key, value in overrides.items())
         extra: dict[str, Any] = {"deepreg.retry_of": trial.user_attrs.get(_liveness.RETRY_OF_ATTR),
                                  "deepreg.baseline": "true" if baseline else None, **self.lineage}
         extra.update({f"deepreg.variant.{name}": value for name, value in chosen.items()
@@ -466,15 +466,6 @@ def _best(study: optuna.Study) -> FrozenTrial | None:
         return study.best_trial
     except ValueError:
         return None
-
-
-def _lookup(base: Mapping[str, Any], key: str) -> Any:
-    node: Any = base
-    for part in key.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return None
-        node = node[part]
-    return node
 
 
 def _short(key: str) -> str:

@@ -25,7 +25,7 @@ from typing import Any, Callable
 from optuna.trial import FrozenTrial, TrialState
 
 from deepreg.sweeps._optuna import RUN_ATTR, echo, run_sweep
-from deepreg.sweeps._space import same
+from deepreg.sweeps._space import lookup_dotted, same
 from deepreg.sweeps._spec import Diagnosis, Stage, StudySpec
 
 
@@ -147,7 +147,7 @@ def _with_incumbent(stage: Stage, config) -> Stage:
     raw = dict(stage.space.raw)
     for param in stage.space.params:
         entry = raw[param.name]
-        current = _lookup(values, param.name)
+        current = lookup_dotted(values, param.name)
         if param.kind == "choices" and not any(same(current, c) for c in param.choices):
             scalars = all(not isinstance(c, (list, dict)) for c in param.choices)
             value = current[0] if scalars and isinstance(current, (list, tuple)) and len(current) == 1 else current
@@ -155,8 +155,8 @@ def _with_incumbent(stage: Stage, config) -> Stage:
             raw[param.name] = {**entry, "choices": choices} if isinstance(entry, dict) else choices
         elif param.kind == "variant":
             keys = sorted({key for keys in param.variants.values() for key in keys})
-            if not any(all(same(_lookup(values, k), v) for k, v in keys_.items()) for keys_ in param.variants.values()):
-                variants = {"incumbent": {k: _plain(_lookup(values, k)) for k in keys}, **entry["choices"]}
+            if not any(all(same(lookup_dotted(values, k), v) for k, v in keys_.items()) for keys_ in param.variants.values()):
+                variants = {"incumbent": {k: _plain(lookup_dotted(values, k)) for k in keys}, **entry["choices"]}
                 raw[param.name] = {**entry, "choices": variants}
     from deepreg.sweeps._space import Space
     from deepreg.training.config import RunConfig
@@ -216,13 +216,6 @@ def _describe(report: StageReport, spec: StudySpec) -> str:
                    f"{_fmt(report.threshold)}" if report.improvement and report.improvement > 0 else
                    f"no change: the incumbent ({_fmt(report.incumbent_value)}) stays the best")
     return f"== stage {report.stage}: {verdict}\n   diagnosis: {report.diagnosis}: {report.advice}"
-
-
-def _lookup(values: dict, key: str) -> Any:
-    node: Any = values
-    for part in key.split("."):
-        node = node.get(part) if isinstance(node, dict) else None
-    return node
 
 
 def _plain(value: Any) -> Any:

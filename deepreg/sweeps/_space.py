@@ -139,7 +139,7 @@ class Space:
         for key, allowed in param.when:
             if key in self.by_name and key not in chosen:
                 return False  # the parent parameter is itself inactive
-            value = chosen[key] if key in chosen else _lookup(base, key)
+            value = chosen[key] if key in chosen else lookup_dotted(base, key)
             if not any(same(value, option) for option in allowed):
                 return False
         return True
@@ -206,12 +206,12 @@ class Space:
                 continue
             if param.kind == "variant":
                 labels = [label for label, keys in param.variants.items()
-                          if all(same(_lookup(base, key), value) for key, value in keys.items())]
+                          if all(same(lookup_dotted(base, key), value) for key, value in keys.items())]
                 if not labels:
                     return None, f"no variant of '{param.name}' matches the base config"
                 chosen[param.name] = params[param.name] = labels[0]
                 continue
-            value = _lookup(base, param.name)
+            value = lookup_dotted(base, param.name)
             if param.kind == "choices":
                 matches = [c for c in param.choices if same(value, c)]
                 if not matches:
@@ -267,7 +267,7 @@ class Space:
                                            f"'{key}' is {parent.kind}")
                     codes = [_kt_value(parent, v) for v in allowed]
                     scopes.append((key, codes))
-                elif not any(same(_lookup(base, key), option) for option in allowed):
+                elif not any(same(lookup_dotted(base, key), option) for option in allowed):
                     skip = True
             if skip:
                 continue
@@ -323,7 +323,8 @@ def _declare_nested(hp, param: Param, scopes: list) -> None:
                  sampling="log" if param.log else "linear")
 
 
-def _lookup(base: Mapping[str, Any], key: str) -> Any:
+def lookup_dotted(base: Mapping[str, Any], key: str) -> Any:
+    """The value at a dotted key of nested mappings, or None where the path does not exist."""
     node: Any = base
     for part in key.split("."):
         if not isinstance(node, Mapping) or part not in node:
