@@ -103,24 +103,31 @@ def compiled_models(args, path: str):
                                                             loss=MaskedLoss(config.task))
 
 
-class StepTimer:
-    """Keras callback recording the wall time of every training step."""
+def step_timer():
+    """A Keras callback recording each training step's wall time and the gaps between steps.
 
-    def __new__(cls):
-        import keras
+    Built on demand: the parent process never imports TensorFlow, each measurement's child does.
+    """
+    import keras
 
-        class _Timer(keras.callbacks.Callback):
-            def __init__(self):
-                super().__init__()
-                self.steps: list[float] = []
+    class StepTimer(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.steps: list[float] = []
+            self.between: list[float] = []
 
-            def on_train_batch_begin(self, batch, logs=None):
-                self._started = time.perf_counter()
+        def on_train_begin(self, logs=None):
+            self.train_begin = self.last_end = time.perf_counter()
 
-            def on_train_batch_end(self, batch, logs=None):
-                self.steps.append(time.perf_counter() - self._started)
+        def on_train_batch_begin(self, batch, logs=None):
+            self.step_begin = time.perf_counter()
+            self.between.append(self.step_begin - self.last_end)
 
-        return _Timer()
+        def on_train_batch_end(self, batch, logs=None):
+            self.last_end = time.perf_counter()
+            self.steps.append(self.last_end - self.step_begin)
+
+    return StepTimer()
 
 
 def peak_rss_mb() -> float:
@@ -144,13 +151,10 @@ def measure_factorised(args, path: str) -> dict:
     batches = BlockBatches(data["sequences"], data["regulators"], data["labels"], data["split"], TRAIN,
                            block_genes=block_genes, block_conditions=block_conditions, seed=args.seed,
                            max_batches=args.factorised_steps)
-    all_blocks = [batches.block(index) for index in range(len(batches.order))]
-    epoch_cost = sum(block_step_cost(block, len(rows), len(columns)).total for rows, columns in all_blocks)
-    parts = {}
-    for rows, columns in all_blocks:
-        for part, value in block_step_cost(block, len(rows), len(columns)).parts().items():
-            parts[part] = parts.get(part, 0.0) + value
-    timer = StepTimer()
+    costs = [block_step_cost(block, len(rows), len(columns))
+             for rows, columns in map(batches.block, range(len(batches.order)))]
+    parts = {part: sum(cost.parts()[part] for cost in costs) for part in costs[0].parts()}
+    timer = step_timer()
     started = time.perf_counter()
     history = block.fit(batches, epochs=1, verbose=0, callbacks=[timer])
     wall = time.perf_counter() - started
@@ -159,12 +163,15 @@ def measure_factorised(args, path: str) -> dict:
     blocks_per_epoch = len(batches.order)
     steady_epoch = steady_per_block * blocks_per_epoch
     return {
-        "model": config.name, "form": "factorised", "batch": f"{block_genes} x {block_conditions} block",
+        "model": config.name, "form": "factorised",
+        "batch": f"{batches.block_genes} x {batches.block_conditions} block",
         "train_pairs": batches.n_pairs, "steps_timed": len(timer.steps), "steps_per_epoch": blocks_per_epoch,
         "wall_seconds": wall, "first_two_steps": float(sum(timer.steps[:2])),
+        "before_first_step": timer.train_begin - started, "after_last_step": started + wall - timer.last_end,
+        "longest_gap_between_steps": float(max(timer.between)),
         "epoch_seconds": wall if args.factorised_steps is None else steady_epoch + sum(timer.steps[:2]),
         "steady_epoch_seconds": steady_epoch, "extrapolated": args.factorised_steps is not None,
-        "pairs_per_second": batches.n_pairs / steady_epoch, "epoch_multiply_adds": epoch_cost,
+        "pairs_per_second": batches.n_pairs / steady_epoch, "epoch_multiply_adds": sum(parts.values()),
         "parts_multiply_adds": parts, "loss": float(history.history["loss"][-1]), "peak_rss_mb": peak_rss_mb(),
     }
 
@@ -180,18 +187,19 @@ def measure_naive(args, path: str) -> dict:
     warmup = 3
     batches = PairBatches(data["sequences"], data["regulators"], data["labels"], data["split"], TRAIN,
                           batch_pairs=args.naive_batch, seed=args.seed, max_batches=args.naive_steps + warmup)
-    timer = StepTimer()
+    timer = step_timer()
     history = pair.fit(batches, epochs=1, verbose=0, callbacks=[timer])
     per_step = float(np.mean(timer.steps[warmup:]))
     pairs_per_second = args.naive_batch / per_step
     steps_per_epoch = int(np.ceil(batches.n_pairs / args.naive_batch))
+    step_cost = pair_step_cost(pair, args.naive_batch)
     return {
         "model": config.name, "form": "naive", "batch": f"{args.naive_batch} pairs",
         "train_pairs": batches.n_pairs, "steps_timed": len(timer.steps) - warmup, "steps_per_epoch": steps_per_epoch,
         "epoch_seconds": batches.n_pairs / pairs_per_second, "extrapolated": True,
         "pairs_per_second": pairs_per_second,
-        "epoch_multiply_adds": pair_step_cost(pair, args.naive_batch).total * steps_per_epoch,
-        "parts_multiply_adds": {k: v * steps_per_epoch for k, v in pair_step_cost(pair, args.naive_batch).parts().items()},
+        "epoch_multiply_adds": step_cost.total * steps_per_epoch,
+        "parts_multiply_adds": {part: value * steps_per_epoch for part, value in step_cost.parts().items()},
         "loss": float(history.history["loss"][-1]), "peak_rss_mb": peak_rss_mb(),
     }
 
@@ -268,8 +276,9 @@ def report(results: list[dict], peak: float, args, load_before, load_after) -> s
             row = forms["factorised"]
             parts = ", ".join(f"{part} {value / row['epoch_multiply_adds']:.0%}"
                               for part, value in row["parts_multiply_adds"].items())
-            lines.append(f"{name}: factorised epoch {row['wall_seconds']:.1f} s wall ({row['first_two_steps']:.1f} s in "
-                         f"the first two steps, tracing included); multiply-adds by part: {parts}")
+            lines.append(f"{name}: factorised epoch {row['wall_seconds']:.1f} s wall "
+                         f"({row['first_two_steps']:.1f} s in the first two steps, tracing included); "
+                         f"multiply-adds by part: {parts}")
     return "\n".join(lines)
 
 

@@ -276,3 +276,41 @@ def test_mixed_bfloat16_precision_keeps_float32_weights_and_outputs_close_to_flo
     np.testing.assert_allclose(mixed(inputs), reference(inputs), rtol=0.05, atol=0.05)
     np.testing.assert_allclose(np.reshape(mixed_pairs(pair_inputs(sequences, regulators)), (N_GENES, N_CONDITIONS)),
                                mixed(inputs), rtol=0.05, atol=0.05)
+
+
+def test_multiply_adds_count_the_bilinear_contraction_and_the_materialised_outer_product():
+    from deepreg.models.cost import block_step_cost, pair_step_cost
+
+    config = small(filters=(6,)).with_updates({"head.dense_units": [8, 7]})
+    block, pair = build_models(config, LENGTH, N_REGULATORS)
+    width_f, width_r, units = 6, N_REGULATORS, 8
+    per_condition = block_step_cost(block, 100, 3)
+    assert per_condition.forward["fusion"] == 3 * width_r * width_f * units + 300 * width_f * units
+    per_gene = block_step_cost(block, 2, 50)
+    assert per_gene.forward["fusion"] == 2 * width_f * width_r * units + 100 * width_r * units
+    naive = pair_step_cost(pair, 300)
+    assert naive.forward["fusion"] == 300 * width_f * width_r * units
+    assert naive.forward["head"] == per_condition.forward["head"] == 300 * (8 * 7 + 7)
+    assert naive.forward["sequence tower"] == 3 * per_condition.forward["sequence tower"]  # 300 pairs, 100 genes
+
+
+def test_pair_batches_cover_each_training_pair_once_with_its_own_promoter_and_regulators():
+    from deepreg.data.batches import PairBatches
+
+    rng = np.random.default_rng(0)
+    sequences = rng.integers(0, 2, (7, 10, 4)).astype(np.uint8)
+    regulators = rng.normal(size=(5, 3)).astype(np.float32)
+    labels = rng.normal(size=(7, 5)).astype(np.float32)
+    labels[0, 0] = np.nan
+    split = rng.integers(0, 3, (7, 5)).astype(np.int8)
+    batches = PairBatches(sequences, regulators, labels, split, 0, batch_pairs=4, seed=1)
+    seen = []
+    for index in range(len(batches)):
+        inputs, targets = batches[index]
+        genes, conditions = batches.pairs(index)
+        np.testing.assert_array_equal(inputs["sequence"], sequences[genes].astype(np.float32))
+        np.testing.assert_array_equal(inputs["regulators"], regulators[conditions])
+        np.testing.assert_array_equal(targets, labels[genes, conditions])
+        seen.extend(zip(genes.tolist(), conditions.tolist()))
+    expected = set(zip(*np.nonzero((split == 0) & ~np.isnan(labels))))
+    assert len(seen) == len(expected) and set(seen) == {(int(g), int(c)) for g, c in expected}

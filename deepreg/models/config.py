@@ -25,7 +25,6 @@ from deepreg._config import Config
 from deepreg.errors import DeepRegError
 
 PER_POSITION_FUSIONS = ("concat_rnn",)
-MONOTONE_ACTIVATIONS = ("relu", "linear", "sigmoid", "tanh", "elu", "softplus", "exponential", "relu6")
 
 
 def _check_rate(key: str, value: float) -> None:
