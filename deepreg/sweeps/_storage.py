@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 import warnings
 from pathlib import Path
 
@@ -74,9 +75,7 @@ def open_storage(url: str, *, heartbeat_seconds: int = 15, stale_after_seconds: 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         try:
-            storage = optuna.storages.RDBStorage(
-                url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_seconds,
-                grace_period=stale_after_seconds, heartbeat_stale_trial_callback=stale_callback)
+            storage = _open_rdb(url, engine_kwargs, heartbeat_seconds, stale_after_seconds, stale_callback)
         except ImportError as error:
             raise DeepRegError(f"--storage {url!r}: the database driver is not installed ({error})") from None
         except Exception as error:  # sqlalchemy errors: wrong host, credentials, database
@@ -108,3 +107,19 @@ def load_study(name: str, storage_url: str) -> optuna.Study:
         names = study_names(info)
         known = ", ".join(names) if names else "none"
         raise DeepRegError(f"study {name!r}: not in {_redact(info.url)} (studies there: {known})") from None
+
+
+def _open_rdb(url, engine_kwargs, heartbeat_seconds, stale_after_seconds, stale_callback, attempts: int = 5):
+    """Open an Optuna RDB storage; retried because workers that start together on an empty database
+    race to create its tables and all but one get an integrity error."""
+    import sqlalchemy.exc
+
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_seconds,
+                grace_period=stale_after_seconds, heartbeat_stale_trial_callback=stale_callback)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5 * (attempt + 1))
