@@ -43,3 +43,26 @@ def test_bad_config_files_name_the_file_and_key(tmp_path, text, message):
 def test_unknown_override_is_refused():
     with pytest.raises(DeepRegError, match="no such key"):
         RunConfig().with_updates({"training.epoch": 3})
+
+
+def test_a_section_can_start_from_another_file(tmp_path):
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "base.yaml").write_text("name: base\nsequence: {filters: [64], filter_width: [19]}\n")
+    run = tmp_path / "run.yaml"
+    run.write_text("model:\n  from: models/base.yaml\n  task: classification\n  sequence: {filters: [32]}\n")
+    config = RunConfig.from_files(run)
+    assert (config.model.name, config.model.task) == ("base", "classification")
+    assert config.model.sequence.filters == (32,) and config.model.sequence.filter_width == (19,)
+    run.write_text("model:\n  from: models/absent.yaml\n")
+    with pytest.raises(DeepRegError, match="key 'from': .*absent.yaml is not a file"):
+        RunConfig.from_files(run)
+
+
+def test_shipped_experiment_configs_build_the_paper_models():
+    from pathlib import Path
+    folder = Path(__file__).resolve().parents[1] / "configs" / "experiments"
+    configs = {path.stem: RunConfig.from_files(path) for path in folder.glob("*.yaml")}
+    assert configs["tensor-regression"].model.fusion == "tensor"
+    assert configs["tensor-classification"].model.task == "classification"
+    assert configs["concat-classification"].model.sequence.pool_stride == (14,)
+    assert all(config.data.bundle == "yeast" for config in configs.values())
