@@ -16,16 +16,14 @@ from typing import Mapping
 
 import keras
 import mlflow
-import numpy as np
 
 from deepreg.data.dataset import Dataset, load_dataset
-from deepreg.data.splits import TEST, describe
+from deepreg.data.splits import describe
 from deepreg.errors import DeepRegError
 from deepreg.tracking import plots
 from deepreg.tracking.callbacks import MlflowEpochLogger
 from deepreg.tracking.store import DEFAULT_EXPERIMENT, ensure_experiment, use_tracking
 from deepreg.training.config import RunConfig
-from deepreg.training.evaluate import predict_matrix
 from deepreg.training.train import TrainingResult, fit
 
 log = logging.getLogger(__name__)
@@ -74,7 +72,7 @@ def tracked_training(config: RunConfig, *, experiment: str = DEFAULT_EXPERIMENT,
         _log_params(client, run_id, config, dataset)
         result = fit(dataset, config.data, config.model, config.training,
                      callbacks=[MlflowEpochLogger(run_id, client), *callbacks], verbose=verbose)
-        model_uri = _log_outcome(client, run_id, config, dataset, result)
+        model_uri = _log_outcome(client, run_id, config, result)
     except StopTrial as stop:
         _set_tags(client, run_id, {"deepreg.state": stop.state, "deepreg.reason": stop.reason})
         if stop.state != "pruned":
@@ -110,8 +108,7 @@ def _log_params(client: mlflow.MlflowClient, run_id: str, config: RunConfig, dat
     client.log_text(run_id, config.to_yaml(), "config.yaml")
 
 
-def _log_outcome(client: mlflow.MlflowClient, run_id: str, config: RunConfig, dataset: Dataset,
-                 result: TrainingResult) -> str:
+def _log_outcome(client: mlflow.MlflowClient, run_id: str, config: RunConfig, result: TrainingResult) -> str:
     metrics = {"epochs_run": result.epochs_run, "train_seconds": result.seconds}
     for split_name, scores in result.scores.items():
         for key, value in scores.items():
@@ -123,7 +120,7 @@ def _log_outcome(client: mlflow.MlflowClient, run_id: str, config: RunConfig, da
     with tempfile.TemporaryDirectory() as folder:
         figure_dir = Path(folder)
         plots.learning_curves(result.history, figure_dir / "learning_curves.png")
-        _test_figure(config, dataset, result, figure_dir)
+        _test_figure(config, result, figure_dir)
         for figure in figure_dir.iterdir():
             client.log_artifact(run_id, str(figure), "figures")
     with mlflow.start_run(run_id=run_id):
@@ -132,20 +129,14 @@ def _log_outcome(client: mlflow.MlflowClient, run_id: str, config: RunConfig, da
     return info.model_uri
 
 
-def _test_figure(config: RunConfig, dataset: Dataset, result: TrainingResult, folder: Path) -> None:
-    split = dataset.split(config.data)
-    rows = np.flatnonzero((split == TEST).any(axis=1))
-    if not len(rows):
+def _test_figure(config: RunConfig, result: TrainingResult, folder: Path) -> None:
+    if "test" not in result.scores:
         return
     if config.model.task == "classification":
         plots.confusion(result.scores["test"]["confusion_percent"], folder / "test_confusion.png")
         return
-    background = config.data.background if config.data.n_encoding == "background" else None
-    predictions = predict_matrix(result.model, dataset.sequences, dataset.regulator_inputs(), rows,
-                                 background=background)
-    labels = dataset.labels("regression", config.data)[rows]
-    scored = (split[rows] == TEST) & ~np.isnan(labels)
-    plots.predicted_vs_observed(predictions[scored], labels[scored], folder / "test_predicted_vs_observed.png")
+    predicted, observed = result.test_pairs
+    plots.predicted_vs_observed(predicted, observed, folder / "test_predicted_vs_observed.png")
 
 
 def _requirements() -> list[str]:

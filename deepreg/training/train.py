@@ -37,6 +37,7 @@ class TrainingResult:
     scores: dict[str, dict]
     epochs_run: int
     seconds: float
+    test_pairs: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def make_optimizer(config: TrainingConfig) -> keras.optimizers.Optimizer:
@@ -99,9 +100,9 @@ def fit(dataset: Dataset, data_config: DataConfig, model_config: ModelConfig, tr
     history = fitted.fit(batches, epochs=training.epochs,
                          callbacks=schedule + list(callbacks), verbose=verbose)
     seconds = time.perf_counter() - started
-    scores = evaluate_splits(model, dataset, labels, split, model_config.task, background)
+    scores, test_pairs = evaluate_splits(model, dataset, labels, split, model_config.task, background)
     return TrainingResult(model=model, history={k: [float(v) for v in vs] for k, vs in history.history.items()},
-                          scores=scores, epochs_run=len(history.epoch), seconds=seconds)
+                          scores=scores, epochs_run=len(history.epoch), seconds=seconds, test_pairs=test_pairs)
 
 
 def training_batches(dataset: Dataset, labels: np.ndarray, split: np.ndarray, model_config: ModelConfig,
@@ -116,13 +117,18 @@ def training_batches(dataset: Dataset, labels: np.ndarray, split: np.ndarray, mo
                         seed=training.seed, background=background, max_batches=training.max_steps_per_epoch)
 
 
-def evaluate_splits(model, dataset: Dataset, labels: np.ndarray, split: np.ndarray, task: str, background) -> dict:
-    """Validation and test scores over every pair of those splits."""
+def evaluate_splits(model, dataset: Dataset, labels: np.ndarray, split: np.ndarray, task: str,
+                    background) -> tuple[dict, tuple[np.ndarray, np.ndarray] | None]:
+    """Validation and test scores over every pair of those splits, from one prediction of their genes;
+    also the (predicted, observed) test pairs, for figures."""
+    rows = np.flatnonzero(((split == VALIDATION) | (split == TEST)).any(axis=1))
+    if not len(rows):
+        return {}, None
+    predictions = predict_matrix(model, dataset.sequences, dataset.regulator_inputs(), rows, background=background)
     scores = {}
     for name, code in (("validation", VALIDATION), ("test", TEST)):
-        rows = np.flatnonzero((split == code).any(axis=1))
-        if not len(rows):
-            continue
-        predictions = predict_matrix(model, dataset.sequences, dataset.regulator_inputs(), rows, background=background)
-        scores[name] = score_pairs(predictions, labels[rows], split[rows] == code, task)
-    return scores
+        in_split = split[rows] == code
+        if in_split.any():
+            scores[name] = score_pairs(predictions, labels[rows], in_split, task)
+    scored = (split[rows] == TEST) & ~np.isnan(labels[rows])
+    return scores, (predictions[scored], labels[rows][scored])
