@@ -22,6 +22,11 @@ def tiny_model(fusion="tensor", pool="global", regulator_units=(), seed=1, conv_
     config = ModelConfig(sequence=SequenceConfig(**spec), regulators=RegulatorConfig(dense_units=regulator_units),
                          fusion=fusion, head=HeadConfig(dense_units=(8, 8)))
     model = build_model(config, LENGTH, N_REGULATORS)
+    if spec.get("feature_norm"):  # moving statistics as after training, not the identity of a new layer
+        norm = model.get_layer("sequence_tower").get_layer("sequence_feature_norm")
+        rng = np.random.default_rng(seed)
+        norm.moving_mean.assign(rng.normal(0.5, 0.2, norm.moving_mean.shape).astype(np.float32))
+        norm.moving_variance.assign(rng.uniform(0.05, 0.5, norm.moving_variance.shape).astype(np.float32))
     # spread the biases so that ReLUs switch between inputs and references
     for layer in model.layers + [l for sub in model.layers if hasattr(sub, "layers") for l in sub.layers]:
         if getattr(layer, "bias", None) is not None and hasattr(layer.bias, "assign"):
@@ -71,6 +76,17 @@ def test_sequence_scores_sum_to_delta_without_max_pool(fusion):
     # scores sit on the observed bases only; padding (N) positions get nothing
     assert np.all(summed.scores[0, :4] == 0)
     assert np.all((summed.scores != 0).sum(axis=-1) <= 1)
+
+
+@pytest.mark.parametrize("fusion", ["tensor", "concat"])
+def test_feature_norm_models_sum_to_delta(fusion):
+    model = tiny_model(fusion, "global", feature_norm=True)
+    sequences, regulators = inputs()
+    scores = deeplift.regulator_scores(model, sequences, regulators, reference="mean")
+    t0 = deeplift.regulator_reference(regulators, "mean")
+    delta = predict(model, sequences, regulators) - predict(model, sequences, np.repeat(t0[None], len(regulators), 0))
+    np.testing.assert_allclose(scores.sum(axis=-1), delta, atol=2e-5)
+    assert np.abs(delta).max() > 1e-2
 
 
 def test_gradient_rule_is_gradient_times_input():

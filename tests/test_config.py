@@ -66,3 +66,13 @@ def test_shipped_experiment_configs_build_the_paper_models():
     assert configs["tensor-classification"].model.task == "classification"
     assert configs["concat-classification"].model.sequence.pool_stride == (14,)
     assert all(config.data.bundle == "yeast" for config in configs.values())
+    assert all(config.model.sequence.feature_norm for config in configs.values())
+    assert configs["tensor-regression"].training.optimizer == "sgd"
+
+
+def test_shipped_demo_configs_read_and_fit_their_data():
+    from importlib import resources
+    for data in ("yeast", "simulated"):
+        config = RunConfig.from_files(resources.files("deepreg") / "configs" / f"demo-{data}.yaml")
+        assert config.data.bundle == data
+        config.model.validate_for(config.data.sequence_length)

@@ -230,6 +230,22 @@ def test_a_zero_layer_tower_reads_the_raw_promoter():
     assert block.get_layer("sequence_tower").get_layer("flatten").output.shape[-1] == 80
 
 
+def test_feature_norm_standardises_gene_features_and_both_forms_agree():
+    config = small(feature_norm=True)
+    assert_forms_agree(config)
+    block, _ = build_models(config, LENGTH, N_REGULATORS)
+    tower = block.get_layer("sequence_tower")
+    sequences = np.eye(4, dtype=np.float32)[np.random.default_rng(5).integers(0, 4, (64, LENGTH))]
+    features = np.asarray(tower(sequences, training=True))
+    np.testing.assert_allclose(features.mean(axis=0), 0, atol=1e-4)
+    np.testing.assert_allclose(features.std(axis=0), 1, atol=0.05)
+
+
+def test_feature_norm_is_refused_where_the_fusion_reads_positions():
+    with pytest.raises(DeepRegError, match="model.sequence.feature_norm"):
+        small(pool=("6",), recurrent="gru", recurrent_units=3, feature_norm=True).with_updates({"fusion": "concat_rnn"})
+
+
 def test_saved_models_with_every_custom_layer_load_in_safe_mode(tmp_path):
     configs = [
         small(conv_layers=2, filters=(4, 3), filter_width=(5, 3), pool=("2", "global"), batch_norm=True,

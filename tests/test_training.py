@@ -86,17 +86,14 @@ def test_classification_head_learns_three_classes(data_config, tracking_uri):
     assert "figures/test_confusion.png" in figures
 
 
-def test_a_failing_run_is_marked_failed_with_its_error(data_config, tracking_uri, monkeypatch):
-    import deepreg.training.run as run_module
+def test_a_diverging_run_stops_at_once_and_is_marked_failed_with_its_error(data_config, tracking_uri):
+    from deepreg.training.train import TrainingDiverged
 
-    def explode(*args, **kwargs):
-        raise RuntimeError("loss became NaN")
-
-    monkeypatch.setattr(run_module, "fit", explode)
-    with pytest.raises(RuntimeError):
-        tracked_training(RunConfig(data=data_config, model=TINY_MODEL, training=TINY_TRAINING),
+    training = TrainingConfig(epochs=3, block_genes=16, block_conditions=8, optimizer="sgd", learning_rate=1e12)
+    with pytest.raises(TrainingDiverged, match=r"epoch 1, step \d+; lower training.learning_rate \(now 1e\+12"):
+        tracked_training(RunConfig(data=data_config, model=TINY_MODEL, training=training),
                          experiment="test", tracking_uri=tracking_uri, verbose=0)
-    runs = mlflow.MlflowClient(tracking_uri).search_runs(
-        [mlflow.MlflowClient(tracking_uri).get_experiment_by_name("test").experiment_id])
+    client = mlflow.MlflowClient(tracking_uri)
+    runs = client.search_runs([client.get_experiment_by_name("test").experiment_id])
     assert runs[0].info.status == "FAILED"
-    assert runs[0].data.tags["deepreg.error"] == "RuntimeError: loss became NaN"
+    assert runs[0].data.tags["deepreg.error"].startswith("TrainingDiverged: training diverged")

@@ -97,6 +97,8 @@ def conv_tower(config: ModelConfig, sequence_length: int, regularizer) -> keras.
                                name=f"sequence_dense_{index}")(x)
         if spec.dropout:
             x = keras.layers.Dropout(spec.dropout, name=f"sequence_dropout_{index}")(x)
+    if spec.feature_norm:
+        x = keras.layers.BatchNormalization(momentum=0.9, name="sequence_feature_norm")(x)
     return keras.Model(inputs, x, name="sequence_tower")
 
 

@@ -49,6 +49,9 @@ class SequenceConfig(Config):
     end of the conv stack, so `filters` counts distinct filters). `recurrent` (`lstm`, `gru`) reads
     the positions left after the conv stack; with the `concat_rnn` fusion it reads them together
     with the regulator features instead. `dense_units` are dense layers at the end of the tower.
+    `feature_norm` standardises each output feature of the tower across genes (batch-norm): max-pooled
+    motif scores differ little from gene to gene next to their mean, so without it the fused features
+    are dominated by the regulators alone and genes are hard to tell apart early in training.
     """
 
     tower: str = "conv"
@@ -65,6 +68,7 @@ class SequenceConfig(Config):
     recurrent: Literal["none", "lstm", "gru"] = "none"
     recurrent_units: int = 128
     dense_units: tuple[int, ...] = ()
+    feature_norm: bool = False
 
     def per_layer(self, name: str) -> tuple:
         """The value of a per-layer field for each conv layer (a single value is broadcast)."""
@@ -199,6 +203,9 @@ class ModelConfig(Config):
         if sequence.dense_units:
             raise DeepRegError(f"model.fusion = {self.fusion} clashes with model.sequence.dense_units = "
                                f"{list(sequence.dense_units)}: the fusion needs per-position sequence features")
+        if sequence.feature_norm:
+            raise DeepRegError(f"model.fusion = {self.fusion} clashes with model.sequence.feature_norm = true: the "
+                               "fusion reads per-position features (use model.sequence.batch_norm instead)")
 
     @property
     def n_outputs(self) -> int:

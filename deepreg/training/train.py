@@ -12,6 +12,8 @@ import dataclasses
 import logging
 import time
 
+import math
+
 import keras
 import numpy as np
 
@@ -19,6 +21,7 @@ from deepreg.data.batches import BlockBatches, PairBatches
 from deepreg.data.config import DataConfig
 from deepreg.data.dataset import Dataset
 from deepreg.data.splits import TEST, TRAIN, VALIDATION
+from deepreg.errors import DeepRegError
 from deepreg.models.build import build_models
 from deepreg.models.config import ModelConfig
 from deepreg.training.config import TrainingConfig
@@ -44,6 +47,29 @@ def make_optimizer(config: TrainingConfig) -> keras.optimizers.Optimizer:
     if config.optimizer == "sgd":
         return InPlaceSGD(learning_rate=config.learning_rate, momentum=config.momentum)
     return keras.optimizers.Adam(learning_rate=config.learning_rate)
+
+
+class TrainingDiverged(DeepRegError):
+    """The training loss became NaN or infinite; the run cannot recover from it."""
+
+
+class StopOnDivergence(keras.callbacks.Callback):
+    """Stop at the first batch whose loss is not finite, naming the step and what to change."""
+
+    def __init__(self, training: TrainingConfig):
+        super().__init__()
+        self.training = training
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = float((logs or {}).get("loss", 0.0))
+        if not math.isfinite(loss):
+            raise TrainingDiverged(
+                f"training diverged: the loss is {loss} at epoch {self.epoch + 1}, step {batch + 1}; lower "
+                f"training.learning_rate (now {self.training.learning_rate:g} with {self.training.optimizer})")
 
 
 class EpochEvaluation(keras.callbacks.Callback):
@@ -89,6 +115,7 @@ def fit(dataset: Dataset, data_config: DataConfig, model_config: ModelConfig, tr
     fitted.compile(optimizer=make_optimizer(training), loss=MaskedLoss(model_config.task))
     batches = training_batches(dataset, labels, split, model_config, training, background)
     schedule = [
+        StopOnDivergence(training),
         EpochEvaluation(dataset, labels, split, model_config.task, background, training.train_metrics_genes,
                         training.seed, predictor=model),
         keras.callbacks.ReduceLROnPlateau(monitor=training.monitor, factor=training.lr_factor,
