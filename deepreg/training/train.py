@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import time
-
 import math
+import time
 
 import keras
 import numpy as np
