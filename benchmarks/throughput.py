@@ -11,6 +11,12 @@ matrix-product peak measured on this machine in the same run.
     PYTHONPATH=. python benchmarks/throughput.py                       # the three models, full size
     PYTHONPATH=. python benchmarks/throughput.py --models configs/models/concat.yaml --naive-steps 50
     PYTHONPATH=. python benchmarks/throughput.py --genes 600 --factorised-only   # quick look
+    PYTHONPATH=. python benchmarks/throughput.py --models bilinear --naive-steps 100  # the two-tower models
+
+`--models` takes model YAML files, run configs (their model section, e.g. configs/experiments/), the
+names of the models built in the script (`BUILT_IN_MODELS`: a conv-tower bilinear model) and
+`bilinear` for the two-tower family (the random-pairs and held-out-genes experiment configs and the
+conv-tower model).
 
 TensorFlow's oneDNN build pools large tensors in a BFC allocator that never returns memory; the
 children run with TF_ONEDNN_USE_SYSTEM_ALLOCATOR=1 (`--allocator system`, the default), which lowers
@@ -37,13 +43,27 @@ DEFAULT_MODELS = ("configs/models/single-layer-tensor.yaml", "configs/models/con
                   "configs/models/concat-gru-100.yaml")
 # Block shapes (genes x conditions) that keep a step's memory well under 2 GB at full size. The
 # recurrent model runs its state over every pair of a block, so its blocks are smaller.
-DEFAULT_BLOCKS = {"single-layer-tensor": (256, 173), "concat": (256, 173), "concat-gru-100": (64, 173)}
+DEFAULT_BLOCKS = {"single-layer-tensor": (256, 173), "concat": (256, 173), "concat-gru-100": (64, 173),
+                  "bilinear-random": (128, 173), "bilinear-genes": (128, 173), "bilinear-conv": (128, 173)}
 FALLBACK_BLOCK = (128, 173)
+# Two-tower bilinear models (`model.fusion: bilinear`): the shipped experiment configs of random pairs
+# (6-mer tower, per-gene embedding, baseline offset) and held-out genes (6-mer counts over the whole
+# promoter and its proximal 250 bp, no embedding), and a mirrored conv tower given here, against
+# Dense 256 regulators, rank 64 and no head.
+BUILT_IN_MODELS = {
+    "bilinear-conv": {"name": "bilinear-conv", "fusion": "bilinear", "rank": 64,
+                      "regulators": {"dense_units": [256]}, "head": {"dense_units": [], "dropout": 0.0},
+                      "sequence": {"conv_layers": 1, "filters": [128], "filter_width": [19],
+                                   "reverse_complement": "mirrored", "pool": ["global"]}},
+}
+MODEL_GROUPS = {"bilinear": ("configs/experiments/bilinear-random.yaml", "configs/experiments/bilinear-genes.yaml",
+                             "bilinear-conv")}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), help="model YAML files")
+    parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS),
+                        help=f"model YAML files or built-in names ({', '.join([*MODEL_GROUPS, *BUILT_IN_MODELS])})")
     parser.add_argument("--genes", type=int, default=6107)
     parser.add_argument("--conditions", type=int, default=173)
     parser.add_argument("--regulators", type=int, default=472)
@@ -64,7 +84,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--naive-only", action="store_true")
     parser.add_argument("--json", help="also write the results to this JSON file")
     parser.add_argument("--seed", type=int, default=0)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.models = expand_models(args.models)
+    return args
+
+
+def expand_models(names: list[str]) -> list[str]:
+    """The model list with each group name (`bilinear`) replaced by its models."""
+    return [model for name in names for model in MODEL_GROUPS.get(name, (name,))]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -85,18 +112,31 @@ def simulated_data(args) -> dict:
     }
 
 
+def model_config(path: str):
+    """A built-in model by name, or a model YAML file."""
+    from deepreg.models.config import ModelConfig
+
+    from deepreg._config import read_yaml_mapping
+    from deepreg.training.config import RunConfig
+
+    if path in BUILT_IN_MODELS:
+        return ModelConfig.from_dict(BUILT_IN_MODELS[path], source=f"benchmarks/throughput.py: {path}")
+    if "model" in read_yaml_mapping(path):  # a run config (configs/experiments/): its model section
+        return RunConfig.from_files(path).model
+    return ModelConfig.from_yaml(path)
+
+
 def compiled_models(args, path: str):
     import keras
 
     from deepreg.models.build import build_models
-    from deepreg.models.config import ModelConfig
     from deepreg.training.config import TrainingConfig
     from deepreg.training.losses import MaskedLoss
     from deepreg.training.train import make_optimizer
 
-    config = ModelConfig.from_yaml(path).with_updates({"precision": args.precision})
+    config = model_config(path).with_updates({"precision": args.precision})
     keras.utils.set_random_seed(args.seed)
-    block, pair = build_models(config, args.length, args.regulators)
+    block, pair = build_models(config, args.length, args.regulators, n_genes=args.genes, n_conditions=args.conditions)
     training = TrainingConfig(optimizer=args.optimizer, learning_rate=0.01 if args.optimizer == "sgd" else 1e-3,
                               momentum=0.5)
     return config, block, pair, lambda model: model.compile(optimizer=make_optimizer(training),
@@ -150,7 +190,7 @@ def measure_factorised(args, path: str) -> dict:
     block_genes, block_conditions = args.block_genes or default_genes, args.block_conditions or default_conditions
     batches = BlockBatches(data["sequences"], data["regulators"], data["labels"], data["split"], TRAIN,
                            block_genes=block_genes, block_conditions=block_conditions, seed=args.seed,
-                           max_batches=args.factorised_steps)
+                           max_batches=args.factorised_steps, indices=config.uses_gene_index)
     costs = [block_step_cost(block, len(rows), len(columns))
              for rows, columns in map(batches.block, range(len(batches.order)))]
     parts = {part: sum(cost.parts()[part] for cost in costs) for part in costs[0].parts()}
@@ -186,7 +226,8 @@ def measure_naive(args, path: str) -> dict:
     compile_model(pair)
     warmup = 3
     batches = PairBatches(data["sequences"], data["regulators"], data["labels"], data["split"], TRAIN,
-                          batch_pairs=args.naive_batch, seed=args.seed, max_batches=args.naive_steps + warmup)
+                          batch_pairs=args.naive_batch, seed=args.seed, max_batches=args.naive_steps + warmup,
+                          indices=config.uses_gene_index)
     timer = step_timer()
     history = pair.fit(batches, epochs=1, verbose=0, callbacks=[timer])
     per_step = float(np.mean(timer.steps[warmup:]))
@@ -205,17 +246,25 @@ def measure_naive(args, path: str) -> dict:
 
 
 def measure_matmul_peak(_args=None, _path=None) -> dict:
-    """Multiply-adds per second of a large float32 matrix product: the machine's practical ceiling."""
-    import tensorflow as tf
+    """Multiply-adds per second of a large float32 matrix product: the machine's practical ceiling.
 
-    a = tf.random.normal((2048, 2048))
-    b = tf.random.normal((2048, 2048))
-    product = tf.function(tf.matmul)
-    product(a, b).numpy()
+    Through `keras.ops`, so on whichever backend `KERAS_BACKEND` names; reading the product back to
+    numpy waits for it on backends that dispatch asynchronously (JAX).
+    """
+    import keras
+    from keras import ops
+
+    a = keras.random.normal((2048, 2048), seed=1)
+    b = keras.random.normal((2048, 2048), seed=2)
+
+    def product():
+        return ops.convert_to_numpy(ops.matmul(a, b))
+
+    product()
     rates = []
     for _ in range(5):
         started = time.perf_counter()
-        product(a, b).numpy()
+        product()
         rates.append(2048 ** 3 / (time.perf_counter() - started))
     return {"matmul_multiply_adds_per_second": float(np.max(rates))}
 

@@ -218,6 +218,7 @@ def test_run_all_baselines_returns_one_row_per_baseline():
     table = bl.run_all_baselines(expression, split, regulators, sequences)
     assert list(table["name"]) == [
         "zero", "gene_mean", "condition_mean", "additive", "low_rank_completion", "trans_ridge", "cis_kmer_ridge",
+        "cis_kmer_proximal_ridge",
     ]
     assert {"mse", "r", "accuracy", "hyperparameter", "seconds"} <= set(table.columns)
     assert table.loc[table["name"] == "low_rank_completion", "hyperparameter"].item().startswith("rank=")

@@ -66,8 +66,13 @@ def test_shipped_experiment_configs_build_the_paper_models():
     assert configs["tensor-classification"].model.task == "classification"
     assert configs["concat-classification"].model.sequence.pool_stride == (14,)
     assert all(config.data.bundle == "yeast" for config in configs.values())
-    assert all(config.model.sequence.feature_norm for config in configs.values())
+    paper = [config for name, config in configs.items() if not name.startswith("bilinear-")]
+    assert all(config.model.sequence.feature_norm for config in paper)
     assert configs["tensor-regression"].training.optimizer == "sgd"
+    for split in ("random", "genes", "conditions", "genes_and_conditions"):
+        config = configs[f"bilinear-{split.replace('_', '-')}"]
+        assert config.data.split == split and config.model.fusion == "bilinear"
+        assert config.model.gene_embedding == (split in ("random", "conditions"))
 
 
 def test_shipped_demo_configs_read_and_fit_their_data():

@@ -185,3 +185,18 @@ def test_blocks_cover_each_training_pair_once_and_match_a_naive_table(data_confi
     first_order = batches.order.copy()
     batches.on_epoch_end()
     assert not np.array_equal(first_order, batches.order) or len(first_order) == 1
+
+
+def test_genes_sharing_one_promoter_fall_in_the_same_split():
+    from deepreg.data.splits import make_split, promoter_groups
+
+    rng = np.random.default_rng(5)
+    sequences = np.eye(4, dtype=np.uint8)[rng.integers(0, 4, (200, 30))]
+    sequences[100:140] = sequences[0]  # 41 genes with one promoter, as duplicated ORFs have
+    groups = promoter_groups(sequences)
+    for kind in ("genes", "genes_and_conditions"):
+        split = make_split(200, 10, kind, gene_groups=groups)
+        genes = np.where((split == -1).all(axis=1), -1, split.max(axis=1))
+        assert len(set(genes[[0, *range(100, 140)]]) - {-1}) == 1
+    unique = promoter_groups(np.eye(4, dtype=np.uint8)[rng.integers(0, 4, (50, 30))])
+    assert (make_split(50, 4, "genes", gene_groups=unique) == make_split(50, 4, "genes")).all()

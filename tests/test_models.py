@@ -310,6 +310,44 @@ def test_multiply_adds_count_the_bilinear_contraction_and_the_materialised_outer
     assert naive.forward["sequence tower"] == 3 * per_condition.forward["sequence tower"]  # 300 pairs, 100 genes
 
 
+def test_multiply_adds_count_the_two_tower_bilinear_fusion_and_grow_its_block_advantage():
+    from deepreg.models.cost import block_step_cost, pair_step_cost
+
+    config = small(filters=(6,)).with_updates({"fusion": "bilinear", "rank": 4, "head.dense_units": [],
+                                               "gene_embedding": True, "offset": "additive"})
+    block, pair = build_models(config, LENGTH, N_REGULATORS, n_genes=N_GENES, n_conditions=N_CONDITIONS)
+    genes, conditions, width_f, width_r, rank = 10, 4, 6, N_REGULATORS, 4
+    cost = block_step_cost(block, genes, conditions)
+    fusion = genes * width_f * (rank + 1) + conditions * width_r * (rank + 1) + genes * conditions * rank
+    assert cost.forward["fusion"] == fusion == 560
+    # conv 44 positions x 20-wide windows x 6 filters per gene (backward: one window per filter, data
+    # input); fusion backward without the raw regulators' input gradient; output layer 1 x 1 per pair;
+    # the gene embedding and the baseline table add nothing
+    assert cost.total == 10 * (44 * 20 * 6 + 20 * 6) + (560 + 2 * 300 + 100 + 2 * 160) + 3 * 40 == 55_700
+
+    def advantage(n_genes, n_conditions):
+        return (pair_step_cost(pair, n_genes * n_conditions).total
+                / block_step_cost(block, n_genes, n_conditions).total)
+
+    ratios = [advantage(*shape) for shape in ((1, 1), (4, 4), (16, 32), (128, 173))]
+    assert ratios[0] == 1.0
+    assert all(smaller < larger for smaller, larger in zip(ratios, ratios[1:]))
+
+
+def test_multiply_adds_count_the_interaction_features_and_a_kmer_tower_as_trained_input():
+    from deepreg.models.cost import block_step_cost
+
+    config = small(conv_layers=0, kmer=3, dense_units=(5,)).with_updates(
+        {"fusion": "bilinear", "rank": 4, "head.dense_units": [8], "regulators.dense_units": [3]})
+    block, _ = build_models(config, LENGTH, N_REGULATORS)
+    cost = block_step_cost(block, 10, 4)
+    # 32 canonical 3-mers into Dense 5; the batch-norm before it is trained, so its input gradient counts
+    assert cost.forward["sequence tower"] == 10 * 32 * 5 and cost.backward["sequence tower"] == 2 * 10 * 32 * 5
+    assert cost.forward["fusion"] == 10 * 5 * 5 + 4 * 3 * 5 + 2 * 40 * 4
+    assert cost.backward["fusion"] == 2 * cost.forward["fusion"]
+    assert cost.forward["head"] == 40 * ((1 + 4) * 8 + 8)
+
+
 def test_pair_batches_cover_each_training_pair_once_with_its_own_promoter_and_regulators():
     from deepreg.data.batches import PairBatches
 

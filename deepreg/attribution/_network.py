@@ -6,17 +6,22 @@ into a `Network` of numpy weights and simple steps, the one description that the
 (`deeplift.py`), the `deeplift`-package reference (`_deeplift_reference.py`, in its own process) and
 the knock-outs share.
 
-Supported family (anything else is refused with a `DeepRegError` naming the layer):
+Supported family (anything else is refused with a `DeepRegError` naming the layer or the key):
 
 - sequence tower: SequenceConv or Conv1D (stride 1, valid or same padding, ReLU or linear; mirrored
   reverse-complement filters and fused pools included), BatchNormalization and its mirrored form
   (affine maps at inference), MaxPooling1D, GlobalMaxPooling1D, MergeStrands (a max over a filter
   and its mirror), Flatten, Dense, Activation('relu'), Dropout and the reverse-complement
-  augmentation (identities at inference); recurrent layers are refused;
-- regulator tower: Dense layers (ReLU or linear), or none (the raw regulator vector);
-- fusion: `TensorProductDense` (kernel F*R x U, row index f*R + r) or `ConcatDense` (kernel F+R x U);
+  augmentation (identities at inference), and the k-mer counts of `model.sequence.kmer` (a `KMER`
+  step: counts, their standardisation, appended to the conv features or alone); recurrent layers are
+  refused;
+- regulator tower: Dense layers (ReLU or linear), or none (the raw regulator vector), with the raw
+  vector passed on beside them (`model.regulators.skip`); `model.regulators.layer_norm` is refused;
+- fusion: `TensorProductDense` (kernel F*R x U, row index f*R + r), `ConcatDense` (kernel F+R x U) or
+  `BilinearFusion` (its projections, with or without the per-gene embedding);
 - head: Dropout and Dense layers (ReLU or linear); the output layer is linear (regression) or softmax
-  (classification: the target is a combination of the pre-softmax logits).
+  (classification: the target is a combination of the pre-softmax logits). A `BaselineOffset` after
+  it adds the same table entry to a pair's output at any input and reference: it is left out.
 """
 
 from __future__ import annotations
@@ -30,11 +35,14 @@ import numpy as np
 from deepreg.errors import DeepRegError
 
 # Step kinds. Every step maps an array to an array; only "relu" is nonlinear (besides the max pools,
-# which DeepLIFT treats by routing multipliers to the maximum, as the deeplift package does).
-CONV, DENSE, AFFINE, RELU, MAX_POOL, GLOBAL_MAX, FLATTEN, MERGE_STRANDS = (
-    "conv", "dense", "affine", "relu", "max_pool", "global_max", "flatten", "merge_strands")
-TENSOR, CONCAT = "tensor", "concat"
+# which DeepLIFT treats by routing multipliers to the maximum, as the deeplift package does, and the
+# k-mer counts, which are held at the actual promoter's value).
+CONV, DENSE, AFFINE, RELU, MAX_POOL, GLOBAL_MAX, FLATTEN, MERGE_STRANDS, KMER = (
+    "conv", "dense", "affine", "relu", "max_pool", "global_max", "flatten", "merge_strands", "kmer")
+TENSOR, CONCAT, BILINEAR = "tensor", "concat", "bilinear"
 CLASS_NAMES = ("down", "baseline", "up")
+_META = ("fusion", "sequence_length", "n_regulators", "sequence_width", "regulator_width", "task", "target",
+         "interaction", "regulator_skip")
 
 
 @dataclasses.dataclass
@@ -42,23 +50,26 @@ class Step:
     kind: str
     name: str
     arrays: dict = dataclasses.field(default_factory=dict)   # kernel, bias, scale, shift
-    options: dict = dataclasses.field(default_factory=dict)  # padding, pool, stride
+    options: dict = dataclasses.field(default_factory=dict)  # padding, pool, stride; k and mode (KMER)
 
 
 @dataclasses.dataclass
 class Network:
     """The parts of a block model as numpy arrays.
 
-    `head` starts with the fusion layer's activation and ends with the output dense layer, whose
-    kernel has been reduced to one column: the attribution target (the regression output, or a
-    weighted sum of class logits for classification).
+    `head` starts with the fusion layer's activation (none for the bilinear fusion) and ends with the
+    output dense layer, whose kernel has been reduced to one column: the attribution target (the
+    regression output, or a weighted sum of class logits for classification).
+
+    Tensor and concatenation fusions keep `fusion_kernel` and `fusion_bias`; the bilinear fusion keeps
+    `bilinear` (`BilinearFusion.attribution_weights()`: P, p, Q, q and maybe E, e) and `interaction`
+    (whether the head reads [score, u * v / sqrt(rank)] or the score alone). `regulator_skip`: the
+    regulator features are [raw regulator vector, output of the regulator steps].
     """
 
     sequence: list[Step]
     regulators: list[Step]
     fusion: str
-    fusion_kernel: np.ndarray
-    fusion_bias: np.ndarray
     head: list[Step]
     sequence_length: int
     n_regulators: int
@@ -66,10 +77,32 @@ class Network:
     regulator_width: int
     task: str = "regression"
     target: str = "output"
+    fusion_kernel: np.ndarray | None = None
+    fusion_bias: np.ndarray | None = None
+    bilinear: dict | None = None
+    interaction: bool = False
+    regulator_skip: bool = False
 
     @property
     def units(self) -> int:
         return int(self.fusion_bias.shape[0])
+
+    @property
+    def rank(self) -> int:
+        return int(self.bilinear["gene_kernel"].shape[1])
+
+    @property
+    def embedded_genes(self) -> int:
+        """Rows of the bilinear fusion's per-gene embedding (0: none): gene indices must be below it."""
+        if self.bilinear is None or "embedding" not in self.bilinear:
+            return 0
+        return int(self.bilinear["embedding"].shape[0])
+
+    @property
+    def kmer_mode(self) -> str | None:
+        """'concat' (k-mer counts beside the conv features), 'alone' (a k-mer tower) or None."""
+        modes = [step.options["mode"] for step in self.sequence if step.kind == KMER]
+        return modes[0] if modes else None
 
     def fusion_tensor(self) -> np.ndarray:
         """The tensor-product kernel as F x R x U."""
@@ -81,9 +114,10 @@ class Network:
     # -- files: how the reference subprocess receives the network --------------------------------
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        arrays = {"fusion_kernel": self.fusion_kernel, "fusion_bias": self.fusion_bias}
-        meta = {key: getattr(self, key) for key in ("fusion", "sequence_length", "n_regulators", "sequence_width",
-                                                    "regulator_width", "task", "target")}
+        arrays = {key: getattr(self, key) for key in ("fusion_kernel", "fusion_bias") if getattr(self, key) is not None}
+        arrays.update({f"bilinear.{key}": value for key, value in (self.bilinear or {}).items()})
+        meta = {key: getattr(self, key) for key in _META}
+        meta["bilinear"] = None if self.bilinear is None else sorted(self.bilinear)
         for part in ("sequence", "regulators", "head"):
             meta[part] = []
             for index, step in enumerate(getattr(self, part)):
@@ -103,9 +137,9 @@ class Network:
         for part in ("sequence", "regulators", "head"):
             parts[part] = [Step(item["kind"], item["name"], {key: arrays[f"{part}.{index}.{key}"] for key in item["arrays"]},
                                 item["options"]) for index, item in enumerate(meta[part])]
-        return cls(fusion_kernel=arrays["fusion_kernel"], fusion_bias=arrays["fusion_bias"],
-                   **{key: meta[key] for key in ("fusion", "sequence_length", "n_regulators", "sequence_width",
-                                                 "regulator_width", "task", "target")}, **parts)
+        bilinear = None if meta["bilinear"] is None else {key: arrays[f"bilinear.{key}"] for key in meta["bilinear"]}
+        return cls(fusion_kernel=arrays.get("fusion_kernel"), fusion_bias=arrays.get("fusion_bias"), bilinear=bilinear,
+                   **{key: meta[key] for key in _META}, **parts)
 
 
 def _activation_name(layer) -> str:
@@ -128,7 +162,8 @@ def _activation_step(layer, where: str) -> list[Step]:
 def _unsupported(layer, where: str) -> DeepRegError:
     return DeepRegError(
         f"attribution: layer '{layer.name}' ({type(layer).__name__}) in the {where} is not supported; "
-        "supported: Conv1D / pooling / Dense towers with a tensor-product or concatenation fusion and a dense head")
+        "supported: Conv1D / pooling / k-mer / Dense towers with a tensor-product, concatenation or bilinear fusion "
+        "and a dense head")
 
 
 def _tower_layers(tower) -> list:
@@ -168,48 +203,106 @@ def _sequence_conv(layer) -> list[Step]:
 
 
 def _sequence_steps(tower) -> list[Step]:
+    layers = _tower_layers(tower)
+    branch = _kmer_branch(layers)
+    joined = bool(branch) and any(type(layer).__name__ == "Concatenate" and
+                                  any(source is branch[-1] for source in _inbound_layers(layer)) for layer in layers)
     steps: list[Step] = []
-    for layer in _tower_layers(tower):
-        kind = type(layer).__name__
-        if kind == "SequenceConv":
-            steps.extend(_sequence_conv(layer))
-        elif kind == "Conv1D":
-            if tuple(layer.strides) != (1,) or tuple(layer.dilation_rate) != (1,) or getattr(layer, "groups", 1) != 1:
-                raise DeepRegError(f"attribution: Conv1D '{layer.name}' has strides/dilation/groups other than 1")
-            if layer.padding not in ("valid", "same") or layer.data_format != "channels_last":
-                raise DeepRegError(f"attribution: Conv1D '{layer.name}' padding {layer.padding!r} is not supported")
-            steps.append(_conv_step(layer.name, layer.kernel.numpy(), layer.bias.numpy() if layer.use_bias else None,
-                                    layer.padding))
-            steps.extend(_activation_step(layer, "sequence tower"))
-        elif kind == "MaxPooling1D":
-            if layer.padding != "valid":
-                raise DeepRegError(f"attribution: MaxPooling1D '{layer.name}' padding {layer.padding!r} is not supported")
-            steps.extend(_pool_steps(layer.name, int(layer.pool_size[0]), int(layer.strides[0])))
-        elif kind == "GlobalMaxPooling1D":
-            if getattr(layer, "keepdims", False):
-                raise _unsupported(layer, "sequence tower")
-            steps.append(Step(GLOBAL_MAX, layer.name))
-        elif kind == "Flatten":
-            steps.append(Step(FLATTEN, layer.name))
-        elif kind == "BatchNormalization":
-            steps.append(_batch_norm(layer))
-        elif kind == "MirroredBatchNormalization":
-            step = _batch_norm(layer.shared, layer.name)
-            for key in ("scale", "shift"):
-                step.arrays[key] = np.concatenate([step.arrays[key], step.arrays[key][::-1]])
-            steps.append(step)
-        elif kind == "MergeStrands":
-            steps.append(Step(MERGE_STRANDS, layer.name))
-        elif kind == "Dense":
-            steps.extend(_dense_step(layer, "sequence tower"))
-        elif kind in ("Activation", "ReLU"):
-            steps.extend(_activation_step(layer, "sequence tower") if kind == "Activation"
-                         else [Step(RELU, layer.name)])
-        elif kind in ("Dropout", "SpatialDropout1D", "GaussianNoise", "RandomReverseComplement"):
-            continue  # identities at inference
+    for layer in layers:
+        if any(layer is member for member in branch):
+            if layer is branch[0] and not joined:
+                if steps:
+                    raise _unsupported(layer, "sequence tower")
+                steps.append(_kmer_step(branch, "alone"))
+        elif type(layer).__name__ == "Concatenate":
+            steps.append(_kmer_join(layer, branch))
         else:
-            raise _unsupported(layer, "sequence tower")
+            steps.extend(_sequence_layer_steps(layer))
     return steps
+
+
+def _inbound_layers(layer) -> list:
+    """The layers whose outputs `layer` reads (in its first call)."""
+    nodes = getattr(layer, "_inbound_nodes", [])
+    return [tensor._keras_history.operation for tensor in nodes[0].input_tensors] if nodes else []
+
+
+def _kmer_branch(layers) -> list:
+    """The k-mer counts layer and the batch-norm / dropout layers right after it (empty: no k-mer counts)."""
+    branch = [layer for layer in layers if type(layer).__name__ == "GeneKmerCounts"][:1]
+    for layer in layers:
+        inbound = _inbound_layers(layer)
+        if (branch and type(layer).__name__ in ("BatchNormalization", "Dropout") and len(inbound) == 1
+                and inbound[0] is branch[-1]):
+            branch.append(layer)
+    return branch
+
+
+def _kmer_step(branch, mode: str) -> Step:
+    """k-mer counts and their standardisation (a batch-norm: an affine map at inference) as one step.
+
+    The counts are piecewise constant in the promoter (no gradient): attribution holds them at the
+    actual promoter's value, in the input and in every reference.
+    """
+    counts = branch[0]
+    scale, shift = np.ones(counts.n_kmers, np.float32), np.zeros(counts.n_kmers, np.float32)
+    for layer in branch[1:]:
+        if type(layer).__name__ == "BatchNormalization":
+            affine = _batch_norm(layer).arrays
+            scale, shift = scale * affine["scale"], shift * affine["scale"] + affine["shift"]
+    return Step(KMER, counts.name, {"scale": scale, "shift": shift}, {"k": int(counts.k), "mode": mode})
+
+
+def _kmer_join(layer, branch) -> Step:
+    """The Concatenate of the conv features and the k-mer counts (in that order): a 'concat' KMER step."""
+    inbound = _inbound_layers(layer)
+    if not branch or len(inbound) != 2 or inbound[1] is not branch[-1] or layer.axis not in (-1, 1):
+        raise _unsupported(layer, "sequence tower")
+    return _kmer_step(branch, "concat")
+
+
+def _sequence_layer_steps(layer) -> list[Step]:
+    """The steps of one layer of the sequence tower's chain (none for identities at inference)."""
+    kind = type(layer).__name__
+    if kind == "SequenceConv":
+        return _sequence_conv(layer)
+    if kind == "Conv1D":
+        return _conv1d_steps(layer)
+    if kind == "MaxPooling1D":
+        if layer.padding != "valid":
+            raise DeepRegError(f"attribution: MaxPooling1D '{layer.name}' padding {layer.padding!r} is not supported")
+        return _pool_steps(layer.name, int(layer.pool_size[0]), int(layer.strides[0]))
+    if kind == "GlobalMaxPooling1D" and not getattr(layer, "keepdims", False):
+        return [Step(GLOBAL_MAX, layer.name)]
+    if kind == "Flatten":
+        return [Step(FLATTEN, layer.name)]
+    if kind == "BatchNormalization":
+        return [_batch_norm(layer)]
+    if kind == "MirroredBatchNormalization":
+        step = _batch_norm(layer.shared, layer.name)
+        for key in ("scale", "shift"):
+            step.arrays[key] = np.concatenate([step.arrays[key], step.arrays[key][::-1]])
+        return [step]
+    if kind == "MergeStrands":
+        return [Step(MERGE_STRANDS, layer.name)]
+    if kind == "Dense":
+        return _dense_step(layer, "sequence tower")
+    if kind == "Activation":
+        return _activation_step(layer, "sequence tower")
+    if kind == "ReLU":
+        return [Step(RELU, layer.name)]
+    if kind in ("Dropout", "SpatialDropout1D", "GaussianNoise", "RandomReverseComplement"):
+        return []
+    raise _unsupported(layer, "sequence tower")
+
+
+def _conv1d_steps(layer) -> list[Step]:
+    if tuple(layer.strides) != (1,) or tuple(layer.dilation_rate) != (1,) or getattr(layer, "groups", 1) != 1:
+        raise DeepRegError(f"attribution: Conv1D '{layer.name}' has strides/dilation/groups other than 1")
+    if layer.padding not in ("valid", "same") or layer.data_format != "channels_last":
+        raise DeepRegError(f"attribution: Conv1D '{layer.name}' padding {layer.padding!r} is not supported")
+    step = _conv_step(layer.name, layer.kernel.numpy(), layer.bias.numpy() if layer.use_bias else None, layer.padding)
+    return [step, *_activation_step(layer, "sequence tower")]
 
 
 def _batch_norm(layer, name: str | None = None) -> Step:
@@ -228,22 +321,34 @@ def _dense_step(layer, where: str) -> list[Step]:
     return [Step(DENSE, layer.name, {"kernel": kernel, "bias": bias}), *_activation_step(layer, where)]
 
 
-def _regulator_steps(tower) -> list[Step]:
+def _regulator_steps(tower) -> tuple[list[Step], bool]:
+    """The regulator tower's chain of steps, and whether the raw regulator vector leads its output (skip)."""
     steps: list[Step] = []
-    for layer in _tower_layers(tower):
+    layers = _tower_layers(tower)
+    for index, layer in enumerate(layers):
         kind = type(layer).__name__
         if kind == "Dense":
             steps.extend(_dense_step(layer, "regulator tower"))
         elif kind == "BatchNormalization":
             steps.append(_batch_norm(layer))
-        elif kind in ("Dropout", "GaussianNoise"):
-            continue
+        elif kind == "LayerNormalization":
+            raise DeepRegError(f"attribution: model.regulators.layer_norm is not supported (layer '{layer.name}'): "
+                               "DeepLIFT has no rule for a per-sample normalisation and the deeplift package no layer")
+        elif kind == "Concatenate" and index == len(layers) - 1 and _is_skip(layer):
+            return steps, True
         elif kind in ("Activation", "ReLU"):
             steps.extend(_activation_step(layer, "regulator tower") if kind == "Activation"
                          else [Step(RELU, layer.name)])
-        else:
+        elif kind not in ("Dropout", "GaussianNoise"):
             raise _unsupported(layer, "regulator tower")
-    return steps
+    return steps, False
+
+
+def _is_skip(layer) -> bool:
+    """A Concatenate of the tower's raw input and the output of its dense layers (`model.regulators.skip`)."""
+    inbound = _inbound_layers(layer)
+    return (len(inbound) == 2 and type(inbound[0]).__name__ == "InputLayer"
+            and type(inbound[1]).__name__ != "InputLayer" and layer.axis in (-1, 1))
 
 
 def target_weights(task: str, n_outputs: int, target: str | int) -> np.ndarray:
@@ -282,26 +387,45 @@ def _find_tower(model, name: str, rank: int):
 
 def read_network(model, target: str | int = "output") -> Network:
     """Read a DeepREG block model (as built by `deepreg.models.build`) into a `Network`."""
+    from deepreg.models.bilinear import BilinearFusion
     from deepreg.models.layers import ConcatDense, TensorProductDense
 
     if isinstance(model, Network):
         return model
-    fusion_layers = [layer for layer in model.layers if isinstance(layer, (TensorProductDense, ConcatDense))]
+    fusion_layers = [layer for layer in model.layers
+                     if isinstance(layer, (TensorProductDense, ConcatDense, BilinearFusion))]
     if len(fusion_layers) != 1:
-        raise DeepRegError(f"attribution: model '{model.name}' has no tensor-product or concatenation fusion layer "
-                           "(other fusions are not supported)")
+        raise DeepRegError(f"attribution: model '{model.name}' has no tensor-product, concatenation or bilinear "
+                           "fusion layer (other fusions are not supported)")
     fusion = fusion_layers[0]
     sequence_tower = _find_tower(model, "sequence_tower", 3)
     regulator_tower = _find_tower(model, "regulator_tower", 2)
-    sequence_steps = _sequence_steps(sequence_tower)
-    regulator_steps = _regulator_steps(regulator_tower)
+    regulator_steps, skip = _regulator_steps(regulator_tower)
+    bilinear = isinstance(fusion, BilinearFusion)
+    head, task = _head_steps(model, fusion, target, [] if bilinear else _activation_step(fusion, "fusion"))
+    if bilinear:
+        kind, weights = BILINEAR, {"bilinear": fusion.attribution_weights(), "interaction": fusion.interaction}
+    else:
+        kind = TENSOR if isinstance(fusion, TensorProductDense) else CONCAT
+        weights = {"fusion_kernel": np.asarray(fusion.kernel.numpy(), np.float32),
+                   "fusion_bias": np.asarray(fusion.bias.numpy(), np.float32)}
+    return Network(sequence=_sequence_steps(sequence_tower), regulators=regulator_steps, fusion=kind, head=head,
+                   sequence_length=int(sequence_tower.inputs[0].shape[1]),
+                   n_regulators=int(regulator_tower.inputs[0].shape[1]),
+                   sequence_width=int(fusion.sequence_width), regulator_width=int(fusion.regulator_width),
+                   task=task, target=str(target), regulator_skip=skip, **weights)
 
-    head: list[Step] = _activation_step(fusion, "fusion")
-    after = model.layers[model.layers.index(fusion) + 1:]
+
+def _head_steps(model, fusion, target, head: list[Step]) -> tuple[list[Step], str]:
+    """The dense layers after the fusion (appended to `head`), the output reduced to the target, and the task.
+
+    A `BaselineOffset` (`model.offset`) adds a fixed table entry per (gene, condition): the same at an
+    input and at its reference, so it changes no difference and no score, and is left out.
+    """
     dense_layers = []
-    for layer in after:
+    for layer in model.layers[model.layers.index(fusion) + 1:]:
         kind = type(layer).__name__
-        if kind in ("Dropout", "SqueezeLast", "GaussianNoise"):
+        if kind in ("Dropout", "SqueezeLast", "GaussianNoise", "InputLayer", "BaselineOffset"):
             continue
         if kind != "Dense":
             raise _unsupported(layer, "head")
@@ -320,13 +444,4 @@ def read_network(model, target: str | int = "output") -> Network:
     weights = target_weights(task, kernel.shape[1], target)
     head.append(Step(DENSE, output.name, {"kernel": (kernel @ weights)[:, None].astype(np.float32),
                                           "bias": np.array([bias @ weights], np.float32)}))
-
-    sequence_input = sequence_tower.inputs[0].shape
-    regulator_input = regulator_tower.inputs[0].shape
-    return Network(sequence=sequence_steps, regulators=regulator_steps,
-                   fusion="tensor" if isinstance(fusion, TensorProductDense) else "concat",
-                   fusion_kernel=np.asarray(fusion.kernel.numpy(), np.float32),
-                   fusion_bias=np.asarray(fusion.bias.numpy(), np.float32), head=head,
-                   sequence_length=int(sequence_input[1]), n_regulators=int(regulator_input[1]),
-                   sequence_width=int(fusion.sequence_width), regulator_width=int(fusion.regulator_width),
-                   task=task, target=str(target))
+    return head, task

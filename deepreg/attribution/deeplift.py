@@ -21,6 +21,23 @@ With the sequence fixed, everything up to the fusion's ReLU is linear in the reg
 h = t B + (s A + b)). So regulator DeepLIFT for all pairs needs the sequence tower once per gene, one
 (R x U) fold per gene and dense algebra per (gene, condition) pair: no per-pair convolution.
 
+The bilinear fusion (`model.fusion: bilinear`) multiplies a gene-side vector u = s P (+ E_g) by a
+condition-side vector v = t Q: score = u . v / sqrt(d) + s p (+ e_g) + t q, and the head reads the
+score and the products u_k v_k / sqrt(d). Products get DeepLIFT's Shapley-like rule: for z = x y, the
+multiplier of x is (y + y0) / 2 and that of y is (x + x0) / 2, which splits Delta z exactly
+(`product_multiplier`). With one modality fixed, its factor is the same at the input and the
+reference, so the rule gives Delta z = u Delta v (regulator scores) or Delta u v (sequence scores):
+the fold of the tensor product again, exact, and what the deeplift-package reference builds as a
+Dense kernel. The per-gene embedding (E_g, e_g) and the baseline table of `model.offset` are
+constants of the pair, the same at the input and every reference: they shift no difference and get
+no score (the models' `gene` input is still needed: `gene_index` gives each promoter's dataset row).
+
+k-mer counts (`model.sequence.kmer`) are piecewise constant in the promoter and carry no gradient:
+they are held at the actual promoter's counts, at the input and at every reference, so sequence
+scores (and `SequenceScores.delta`) cover the conv path only, f(x, k(x)) - f(x0, k(x)); a tower of
+k-mer counts alone has nothing to attribute in the promoter and is refused there. Regulator scores
+use the full sequence features, counts included.
+
 Both directions use the same engine with `rule="rescale"` (DeepLIFT) or `rule="gradient"` (plain
 gradients, for gradient x input; see `gradients.py`).
 """
@@ -28,6 +45,8 @@ gradients, for gradient x input; see `gradients.py`).
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
 from typing import Sequence
 
 import numpy as np
@@ -65,8 +84,10 @@ def _max_pool(x, step):
 def tower_forward(steps: Sequence[net.Step], x, x_ref, rule: str = "rescale"):
     """Run a chain of steps on inputs and references; return outputs and what backward needs.
 
-    `x` and `x_ref` must broadcast against each other (a reference row per input, or one for all).
+    `x` and `x_ref` must broadcast against each other (a reference row per input, or one for all). A
+    k-mer step reads the counts of `x` (the actual promoters) for both: they are held constant.
     """
+    promoters = x
     saved = []
     for step in steps:
         if step.kind == net.CONV:
@@ -104,6 +125,11 @@ def tower_forward(steps: Sequence[net.Step], x, x_ref, rule: str = "rescale"):
             saved.append(tf.shape(x))
             x = tf.reshape(x, (tf.shape(x)[0], -1))
             x_ref = tf.reshape(x_ref, (tf.shape(x_ref)[0], -1))
+        elif step.kind == net.KMER:
+            counts = kmer_features(step, promoters)
+            alone = step.options["mode"] == "alone"
+            saved.append(None if alone else tf.shape(x)[-1])
+            x, x_ref = (counts, counts) if alone else (tf.concat([x, counts], -1), tf.concat([x_ref, counts], -1))
         else:  # pragma: no cover - read_network only produces the kinds above
             raise DeepRegError(f"attribution: unknown step {step.kind}")
     return x, x_ref, saved
@@ -134,7 +160,39 @@ def tower_backward(steps: Sequence[net.Step], saved, multipliers):
             m = tf.concat([m * keep, tf.reverse(m * (1.0 - keep), [-1])], axis=-1)
         elif step.kind == net.FLATTEN:
             m = tf.reshape(m, keep)
+        elif step.kind == net.KMER:
+            if keep is None:
+                raise DeepRegError(_KMER_ALONE)
+            m = m[..., :keep]  # the counts' columns carry nothing back to the promoter
     return m
+
+
+_KMER_ALONE = ("attribution: the sequence tower is k-mer counts alone (model.sequence.kmer with "
+               "model.sequence.conv_layers 0); the counts carry no gradient, so there are no promoter scores")
+
+
+@functools.lru_cache(maxsize=None)
+def _kmer_counter(k: int):
+    from deepreg.models.bilinear import GeneKmerCounts
+
+    return GeneKmerCounts(k, dtype="float32")
+
+
+def kmer_features(step: net.Step, promoters):
+    """The standardised k-mer counts of promoters (N x L x 4), computed as the model does: N x K."""
+    counts = _kmer_counter(int(step.options["k"]))(promoters)
+    return counts * tf.constant(step.arrays["scale"]) + tf.constant(step.arrays["shift"])
+
+
+def product_multiplier(m, other, other_ref):
+    """DeepLIFT multiplier of one factor x of a product z = x y: m (y + y0) / 2 (Shapley-like rule).
+
+    With the other factor's multiplier m (x + x0) / 2, Delta z = Delta x (y + y0)/2 + Delta y (x + x0)/2
+    holds exactly, so summation to delta holds through the product. Attribution moves one modality at
+    a time: the other factor is the same at the input and the reference (y0 = y) and the multiplier
+    is m y.
+    """
+    return m * 0.5 * (other + other_ref)
 
 
 def head_multipliers(steps: Sequence[net.Step], hidden, hidden_ref, rule: str = "rescale"):
@@ -206,8 +264,59 @@ class RegulatorSums:
         return self.per_gene_abs.sum(axis=0)
 
 
+def regulator_forward(network: net.Network, t, t_ref, rule: str = "rescale"):
+    """The regulator features at the inputs and references, and what backward needs (the tower's saved values).
+
+    With `model.regulators.skip` the raw regulator vector leads the tower's output.
+    """
+    phi, phi_ref, saved = tower_forward(network.regulators, t, t_ref, rule)
+    if network.regulator_skip:
+        phi, phi_ref = tf.concat([t, phi], -1), tf.concat([t_ref, phi_ref], -1)
+    return phi, phi_ref, saved
+
+
+class _Bilinear:
+    """The bilinear fusion as tensors: both sides' projections, the vector the head reads, its multipliers.
+
+    Gene side u = s P (+ E_g), a = s p (+ e_g); condition side v = t Q, b = t q; the head reads
+    [score, u * v / sqrt(d)] (or the score alone) with score = sum_k u_k v_k / sqrt(d) + a + b.
+    """
+
+    def __init__(self, network: net.Network):
+        weights = {key: tf.constant(value) for key, value in network.bilinear.items()}
+        self.gene_kernel, self.gene_offset = weights["gene_kernel"], weights["gene_offset"]
+        self.condition_kernel, self.condition_offset = weights["condition_kernel"], weights["condition_offset"]
+        self.embedding, self.embedding_offset = weights.get("embedding"), weights.get("embedding_offset")
+        self.scale = 1.0 / math.sqrt(network.rank)
+        self.interaction = network.interaction
+
+    def gene_side(self, features, rows):
+        """u (N x d) and a (N) for sequence features N x F of the genes at dataset rows `rows`."""
+        u, a = features @ self.gene_kernel, tf.linalg.matvec(features, self.gene_offset)
+        if self.embedding is None:
+            return u, a
+        return u + tf.gather(self.embedding, rows), a + tf.gather(self.embedding_offset, rows)
+
+    def condition_side(self, phi):
+        """v (C x d) and b (C) for regulator features C x R'."""
+        return phi @ self.condition_kernel, tf.linalg.matvec(phi, self.condition_offset)
+
+    def fused(self, u, a, v, b):
+        """What the head reads for every gene x condition: G x C x (1 + d), or G x C x 1 without interaction."""
+        products = u[:, None, :] * v[None, :, :] * self.scale
+        score = tf.reduce_sum(products, -1, keepdims=True) + a[:, None, None] + b[None, :, None]
+        return tf.concat([score, products], -1) if self.interaction else score
+
+    def multipliers(self, m_hidden):
+        """Multipliers of the target w.r.t. the products u_k v_k (G x C x d, or x 1: the same for all k)
+        and w.r.t. the offsets a and b (G x C), from those w.r.t. the head's input."""
+        m_score = m_hidden[..., :1]
+        m_products = m_score + m_hidden[..., 1:] if self.interaction else m_score
+        return m_products * self.scale, m_score[..., 0]
+
+
 class _RegulatorEngine:
-    """Regulator multipliers for blocks of genes x all conditions, sequence features fixed."""
+    """Regulator multipliers for blocks of genes x all conditions, sequence features fixed (tensor, concat)."""
 
     def __init__(self, network: net.Network, regulators: np.ndarray, reference: np.ndarray, rule: str):
         self.network = network
@@ -215,10 +324,12 @@ class _RegulatorEngine:
         t = tf.constant(regulators, tf.float32)
         t_ref = tf.constant(reference[None, :], tf.float32)
         # The regulator tower depends on the condition only: run it once for all conditions.
-        phi, phi_ref, self.tower_saved = tower_forward(network.regulators, t, t_ref, rule)
-        self.phi, self.phi_ref = phi, phi_ref
-        self.inputs = t
-        self.input_ref = t_ref
+        self.phi, self.phi_ref, self.tower_saved = regulator_forward(network, t, t_ref, rule)
+        self._prepare()
+        self._block = tf.function(self._block_eager, reduce_retracing=True)
+
+    def _prepare(self):
+        network = self.network
         self.bias = tf.constant(network.fusion_bias)
         if network.fusion == net.TENSOR:
             self.kernel = tf.constant(network.fusion_tensor())  # F x R' x U
@@ -226,36 +337,41 @@ class _RegulatorEngine:
             kernel = network.fusion_kernel
             self.kernel_sequence = tf.constant(kernel[:network.sequence_width])
             self.kernel_regulators = tf.constant(kernel[network.sequence_width:])
-        self._block = tf.function(self._block_eager, reduce_retracing=True)
 
-    def _block_eager(self, features):
-        """features: G_b x F -> (multipliers at the regulator inputs G_b x C x R, f(x), f(x0))."""
-        network = self.network
-        if network.fusion == net.TENSOR:
+    def _hidden(self, features, rows):
+        """Fused pre-activations G_b x C x U at the inputs and G_b x 1 x U at the reference, and a saved value."""
+        if self.network.fusion == net.TENSOR:
             folded = tf.einsum("gf,fru->gru", features, self.kernel)           # G_b x R' x U
             hidden = tf.einsum("cr,gru->gcu", self.phi, folded) + self.bias    # G_b x C x U
             hidden_ref = tf.einsum("xr,gru->gxu", self.phi_ref, folded) + self.bias  # G_b x 1 x U
-        else:
-            from_sequence = (features @ self.kernel_sequence)[:, None, :] + self.bias
-            hidden = from_sequence + (self.phi @ self.kernel_regulators)[None]
-            hidden_ref = from_sequence + (self.phi_ref @ self.kernel_regulators)[None]
-        m_hidden, out, out_ref = head_multipliers(network.head, hidden, hidden_ref, self.rule)
-        if network.fusion == net.TENSOR:
-            m_phi = tf.einsum("gcu,gru->gcr", m_hidden, folded)
-        else:
-            m_phi = m_hidden @ tf.transpose(self.kernel_regulators)
-        if network.regulators:
-            n_genes, n_conditions = tf.shape(m_phi)[0], tf.shape(m_phi)[1]
-            flat = tf.reshape(tf.transpose(m_phi, (1, 0, 2)), (n_conditions, -1, tf.shape(m_phi)[2]))
-            # Backward through the regulator tower: its factors depend on the condition only.
-            m_t = self._tower_backward_per_condition(flat)
-            m_t = tf.transpose(m_t, (1, 0, 2))
-        else:
-            m_t = m_phi
-        return m_t, out, out_ref
+            return hidden, hidden_ref, folded
+        from_sequence = (features @ self.kernel_sequence)[:, None, :] + self.bias
+        hidden = from_sequence + (self.phi @ self.kernel_regulators)[None]
+        hidden_ref = from_sequence + (self.phi_ref @ self.kernel_regulators)[None]
+        return hidden, hidden_ref, None
+
+    def _phi_multipliers(self, m_hidden, folded):
+        """Multipliers w.r.t. the regulator features, G_b x C x R', from those w.r.t. the fused pre-activations."""
+        if self.network.fusion == net.TENSOR:
+            return tf.einsum("gcu,gru->gcr", m_hidden, folded)
+        return m_hidden @ tf.transpose(self.kernel_regulators)
+
+    def _block_eager(self, features, rows):
+        """features G_b x F, rows their dataset rows -> (multipliers at the regulator inputs G_b x C x R, f(x), f(x0))."""
+        hidden, hidden_ref, saved = self._hidden(features, rows)
+        m_hidden, out, out_ref = head_multipliers(self.network.head, hidden, hidden_ref, self.rule)
+        m_phi = self._phi_multipliers(m_hidden, saved)
+        if not self.network.regulators:
+            return m_phi, out, out_ref
+        # Backward through the regulator tower: its factors depend on the condition only.
+        m_t = self._tower_backward_per_condition(tf.transpose(m_phi, (1, 0, 2)))
+        return tf.transpose(m_t, (1, 0, 2)), out, out_ref
 
     def _tower_backward_per_condition(self, m):
         """m: C x G_b x R' -> C x G_b x R, with per-condition factors broadcast over genes."""
+        direct = None
+        if self.network.regulator_skip:
+            direct, m = m[..., :self.network.n_regulators], m[..., self.network.n_regulators:]
         for step, keep in zip(reversed(self.network.regulators), reversed(self.tower_saved)):
             if step.kind == net.DENSE:
                 m = m @ tf.transpose(tf.constant(step.arrays["kernel"]))
@@ -263,22 +379,65 @@ class _RegulatorEngine:
                 m = m * tf.constant(step.arrays["scale"])
             elif step.kind == net.RELU:
                 m = m * keep[:, None, :]
-        return m
+        return m if direct is None else m + direct
 
-    def block(self, features: np.ndarray):
-        m_t, out, out_ref = self._block(tf.constant(features, tf.float32))
-        return m_t, out, out_ref
+    def block(self, features: np.ndarray, rows: np.ndarray):
+        return self._block(tf.constant(features, tf.float32), tf.constant(rows, tf.int32))
+
+
+class _BilinearRegulatorEngine(_RegulatorEngine):
+    """The same for the bilinear fusion: v and b per condition, u and a per gene (the promoter fixed)."""
+
+    def _prepare(self):
+        self.fusion = _Bilinear(self.network)
+        self.v, self.b = self.fusion.condition_side(self.phi)
+        self.v_ref, self.b_ref = self.fusion.condition_side(self.phi_ref)
+
+    def _hidden(self, features, rows):
+        u, a = self.fusion.gene_side(features, rows)
+        return self.fusion.fused(u, a, self.v, self.b), self.fusion.fused(u, a, self.v_ref, self.b_ref), u
+
+    def _phi_multipliers(self, m_hidden, u):
+        m_products, m_offsets = self.fusion.multipliers(m_hidden)
+        u = u[:, None, :]
+        m_v = product_multiplier(m_products, u, u)  # the promoter is fixed: u0 = u
+        return (m_v @ tf.transpose(self.fusion.condition_kernel)
+                + m_offsets[..., None] * self.fusion.condition_offset)
+
+
+def _regulator_engine(network: net.Network, regulators, reference, rule) -> _RegulatorEngine:
+    kind = _BilinearRegulatorEngine if network.fusion == net.BILINEAR else _RegulatorEngine
+    return kind(network, regulators, reference, rule)
+
+
+def gene_rows(network: net.Network, n_sequences: int, gene_index=None, genes=None) -> np.ndarray:
+    """The dataset row of each promoter, what a per-gene embedding reads: `gene_index` (default 0..G-1).
+
+    `genes` picks a subset (positions in the promoters given, as `regulator_scores(genes=)` does).
+    """
+    rows = np.arange(n_sequences) if gene_index is None else np.asarray(gene_index).reshape(-1)
+    if len(rows) != n_sequences:
+        raise DeepRegError(f"attribution: gene_index has {len(rows)} entries for {n_sequences} promoters")
+    if genes is not None:
+        rows = rows[np.asarray(genes)]
+    limit = network.embedded_genes
+    if limit and len(rows) and (rows.min() < 0 or rows.max() >= limit):
+        raise DeepRegError(f"attribution: gene indices must lie in 0..{limit - 1}, the genes of the model's "
+                           "embedding (model.gene_embedding); pass gene_index=, each promoter's dataset row")
+    return rows.astype(np.int32)
 
 
 def regulator_scores(model, sequences: np.ndarray, regulators: np.ndarray, *, reference="zero",
                      rule: str = "rescale", reduce: str = "none", genes=None, conditions=None,
-                     background=None, target="output", block_genes: int = 64, progress=None):
+                     background=None, target="output", block_genes: int = 64, progress=None, gene_index=None):
     """DeepLIFT scores of the regulator inputs for every (gene, condition) pair.
 
     model: a DeepREG block model (or a `Network`). sequences: G x L x 4 one-hot promoters;
     regulators: C x R regulator inputs (`Dataset.regulator_inputs()`); `genes` / `conditions` pick
     a subset (indices). `reference` is 'zero' (no change), 'mean' or a vector of R values. `rule`
     'rescale' is DeepLIFT; 'gradient' gives gradient x input (contribution = gradient x t).
+    `gene_index`: the dataset row of each promoter given (default 0..G-1), read by a per-gene
+    embedding; conditions need no index (a baseline offset is the same at input and reference).
 
     reduce='none' returns the G x C x R scores; 'abs_sum' returns `RegulatorSums` (for all pairs of a
     large dataset).
@@ -290,6 +449,7 @@ def regulator_scores(model, sequences: np.ndarray, regulators: np.ndarray, *, re
     network = _network(model, target)
     sequences = np.asarray(sequences)
     regulators = np.asarray(regulators, np.float32)
+    rows = gene_rows(network, len(sequences), gene_index, genes)
     if genes is not None:
         sequences = sequences[np.asarray(genes)]
     if conditions is not None:
@@ -297,7 +457,7 @@ def regulator_scores(model, sequences: np.ndarray, regulators: np.ndarray, *, re
     _check_shapes(network, sequences, regulators)
     ref = regulator_reference(regulators, reference)
     ref_for_diff = np.zeros_like(ref) if rule == "gradient" else ref  # gradient x input: x - 0
-    engine = _RegulatorEngine(network, regulators, ref, rule)
+    engine = _regulator_engine(network, regulators, ref, rule)
     diff = tf.constant(regulators - ref_for_diff[None, :])  # C x R
     n_genes, n_conditions, n_regs = len(sequences), len(regulators), regulators.shape[1]
     if reduce == "none":
@@ -310,7 +470,7 @@ def regulator_scores(model, sequences: np.ndarray, regulators: np.ndarray, *, re
     for start in range(0, n_genes, block_genes):
         chunk = sequences[start:start + block_genes]
         features = sequence_features(network, chunk, background=background)
-        m_t, out, out_ref = engine.block(features)
+        m_t, out, out_ref = engine.block(features, rows[start:start + block_genes])
         contributions = m_t * diff[None]
         if rule == "rescale":
             delta = out - out_ref
@@ -370,7 +530,12 @@ class _SequenceEngine:
         self.network = network
         self.rule = rule
         t = tf.constant(regulators, tf.float32)
-        phi, _, _ = tower_forward(network.regulators, t, t, rule)
+        phi, _, _ = regulator_forward(network, t, t, rule)
+        self._prepare(phi)
+        self._run = tf.function(self._run_eager, reduce_retracing=True)
+
+    def _prepare(self, phi):
+        network = self.network
         bias = tf.constant(network.fusion_bias)
         if network.fusion == net.TENSOR:
             # Fold each condition's regulator features into the fusion kernel: C x F x U.
@@ -380,23 +545,28 @@ class _SequenceEngine:
             kernel = network.fusion_kernel
             self.kernel_sequence = tf.constant(kernel[:network.sequence_width])
             self.offset = (phi @ tf.constant(kernel[network.sequence_width:])) + bias  # C x U
-        self._run = tf.function(self._run_eager, reduce_retracing=True)
 
-    def _fused(self, features):
+    def _fused(self, features, rows):
         if self.network.fusion == net.TENSOR:
             return tf.einsum("nf,cfu->ncu", features, self.folded) + self.offset
         return (features @ self.kernel_sequence)[:, None, :] + self.offset[None]
 
-    def _run_eager(self, x, x_ref, keep_conditions: bool):
-        """x, x_ref: N x L x 4 (aligned). Returns input multipliers N x [C x] L x 4, f(x) and f(x_ref) N x C."""
+    def _feature_multipliers(self, m_hidden):
+        """Multipliers w.r.t. the sequence features, N x C x F, from those w.r.t. the fused pre-activations."""
+        if self.network.fusion == net.TENSOR:
+            return tf.einsum("ncu,cfu->ncf", m_hidden, self.folded)
+        return m_hidden @ tf.transpose(self.kernel_sequence)
+
+    def _run_eager(self, x, x_ref, rows, keep_conditions: bool):
+        """x, x_ref: N x L x 4 (aligned), rows: their genes' dataset rows.
+
+        Returns input multipliers N x [C x] L x 4, f(x) and f(x_ref) N x C.
+        """
         network = self.network
         features, features_ref, saved = tower_forward(network.sequence, x, x_ref, self.rule)
-        hidden, hidden_ref = self._fused(features), self._fused(features_ref)
+        hidden, hidden_ref = self._fused(features, rows), self._fused(features_ref, rows)
         m_hidden, out, out_ref = head_multipliers(network.head, hidden, hidden_ref, self.rule)  # N x C x U
-        if network.fusion == net.TENSOR:
-            m_features = tf.einsum("ncu,cfu->ncf", m_hidden, self.folded)
-        else:
-            m_features = m_hidden @ tf.transpose(self.kernel_sequence)
+        m_features = self._feature_multipliers(m_hidden)
         if not keep_conditions:
             return tower_backward(network.sequence, saved, tf.reduce_sum(m_features, axis=1)), out, out_ref
         n, c = tf.shape(m_features)[0], tf.shape(m_features)[1]
@@ -405,8 +575,33 @@ class _SequenceEngine:
         m_x = tower_backward(network.sequence, tiled, flat)
         return tf.reshape(m_x, (n, c, tf.shape(x)[1], tf.shape(x)[2])), out, out_ref
 
-    def run(self, x, x_ref, keep_conditions):
-        return self._run(tf.constant(x), tf.constant(x_ref), keep_conditions)
+    def run(self, x, x_ref, rows, keep_conditions):
+        return self._run(tf.constant(x), tf.constant(x_ref), tf.constant(rows, tf.int32), keep_conditions)
+
+
+class _BilinearSequenceEngine(_SequenceEngine):
+    """The same for the bilinear fusion: v and b per condition (the regulators fixed), u and a per row."""
+
+    def _prepare(self, phi):
+        self.fusion = _Bilinear(self.network)
+        self.v, self.b = self.fusion.condition_side(phi)
+
+    def _fused(self, features, rows):
+        u, a = self.fusion.gene_side(features, rows)
+        return self.fusion.fused(u, a, self.v, self.b)
+
+    def _feature_multipliers(self, m_hidden):
+        m_products, m_offsets = self.fusion.multipliers(m_hidden)
+        v = self.v[None]
+        m_u = product_multiplier(m_products, v, v)  # the regulators are fixed: v0 = v
+        return m_u @ tf.transpose(self.fusion.gene_kernel) + m_offsets[..., None] * self.fusion.gene_offset
+
+
+def _sequence_engine(network: net.Network, regulators, rule) -> _SequenceEngine:
+    if network.kmer_mode == "alone":
+        raise DeepRegError(_KMER_ALONE)
+    kind = _BilinearSequenceEngine if network.fusion == net.BILINEAR else _SequenceEngine
+    return kind(network, regulators, rule)
 
 
 def _tile_saved(step: net.Step, keep, copies):
@@ -422,13 +617,15 @@ def _tile_saved(step: net.Step, keep, copies):
 
 def sequence_scores(model, sequences: np.ndarray, regulators: np.ndarray, *, references=None,
                     n_shuffles: int = 10, seed: int = 0, rule: str = "rescale", conditions=None,
-                    reduce: str = "sum", background=None, target="output", block_rows: int = 64) -> SequenceScores:
+                    reduce: str = "sum", background=None, target="output", block_rows: int = 64,
+                    gene_index=None) -> SequenceScores:
     """DeepLIFT (or gradient x input) scores of promoter bases, with the regulators of each condition fixed.
 
     references: None for `n_shuffles` dinucleotide shuffles of each promoter (DeepLIFT's genomics
     default; ignored by rule='gradient', whose reference is all zeros), or an array G x K x L x 4.
     Scores are averaged over the K references and summed ('sum'), averaged ('mean') or kept ('none')
-    over the conditions (all, or the indices in `conditions`).
+    over the conditions (all, or the indices in `conditions`). `gene_index`: the dataset row of each
+    promoter (default 0..G-1), read by a per-gene embedding.
     """
     from deepreg.attribution.ersatz import dinucleotide_shuffle
 
@@ -442,6 +639,7 @@ def sequence_scores(model, sequences: np.ndarray, regulators: np.ndarray, *, ref
     conditions = np.arange(len(regulators)) if conditions is None else np.asarray(conditions)
     chosen = regulators[conditions]
     _check_shapes(network, sequences, chosen)
+    rows = gene_rows(network, len(sequences), gene_index)
     n_genes, length = sequences.shape[:2]
     if rule == "gradient":
         references = np.zeros((n_genes, 1, length, 4), np.float32)
@@ -453,7 +651,7 @@ def sequence_scores(model, sequences: np.ndarray, regulators: np.ndarray, *, ref
     if references.ndim != 4 or references.shape[0] != n_genes or references.shape[2:] != (length, 4):
         raise DeepRegError(f"sequence references of shape {references.shape}: expected G x K x {length} x 4")
     n_refs = references.shape[1]
-    engine = _SequenceEngine(network, chosen, rule)
+    engine = _sequence_engine(network, chosen, rule)
     keep = reduce == "none"
     shape = (n_genes, len(conditions), length, 4) if keep else (n_genes, length, 4)
     hypothetical = np.zeros(shape, np.float32)
@@ -465,7 +663,7 @@ def sequence_scores(model, sequences: np.ndarray, regulators: np.ndarray, *, ref
         x = _model_input(sequences[start:stop], background)                                  # B x L x 4
         refs = _model_input(references[start:stop].reshape(-1, length, 4), background)      # B*K x L x 4
         tiled = np.repeat(x, n_refs, axis=0)
-        m_x, out, out_ref = engine.run(tiled, refs, keep)
+        m_x, out, out_ref = engine.run(tiled, refs, np.repeat(rows[start:stop], n_refs), keep)
         m_x = m_x.numpy()
         # Hypothetical contribution of base b at a position: sum_c' m[c'] (e_b[c'] - ref[c']).
         if keep:
@@ -491,7 +689,7 @@ def sequence_scores(model, sequences: np.ndarray, regulators: np.ndarray, *, ref
 
 
 def sequence_contributions(model, sequences: np.ndarray, references: np.ndarray, regulators: np.ndarray, *,
-                           background=None, target="output") -> np.ndarray:
+                           background=None, target="output", gene_index=None) -> np.ndarray:
     """Raw DeepLIFT contributions m x (x - x0) per reference: G x K x C x L x 4 (small inputs; for cross-checks).
 
     This is what the deeplift package returns for one reference at a time; `sequence_scores` turns the
@@ -501,9 +699,10 @@ def sequence_contributions(model, sequences: np.ndarray, references: np.ndarray,
     sequences, references = np.asarray(sequences), np.asarray(references)
     regulators = np.asarray(regulators, np.float32)
     _check_shapes(network, sequences, regulators)
+    rows = gene_rows(network, len(sequences), gene_index)
     n_genes, n_refs = references.shape[:2]
     x = np.repeat(_model_input(sequences, background), n_refs, axis=0)
     x0 = _model_input(references.reshape((-1,) + references.shape[2:]), background)
-    multipliers, _, _ = _SequenceEngine(network, regulators, "rescale").run(x, x0, True)
+    multipliers, _, _ = _sequence_engine(network, regulators, "rescale").run(x, x0, np.repeat(rows, n_refs), True)
     contributions = multipliers.numpy() * (x - x0)[:, None]
     return contributions.reshape((n_genes, n_refs) + contributions.shape[1:])

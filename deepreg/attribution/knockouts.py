@@ -2,7 +2,9 @@
 
 Every function takes `func(model, sequences, regulators, **kwargs) -> G x C` (default
 `predict.predict`), tangermeme's contract: the effect of a knock-out on predictions or on any other
-per-(gene, condition) score is the same call with a different `func`.
+per-(gene, condition) score is the same call with a different `func`. Extra keyword arguments go to
+`func`: for `predict`, `gene_index` / `condition_index` (the dataset rows of the promoters and
+regulator vectors given, read by models with gene and condition inputs).
 
 - filter knock-out (the notebook's filter 164, MIG1-like): zero a first-layer filter's weights and
   bias; the genes whose predictions move most are tested for enrichment in a target list (Fisher);

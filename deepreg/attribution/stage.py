@@ -253,13 +253,13 @@ def _compute(model, network, dataset, data_config, config: AttributionConfig, ou
     started = time.perf_counter()
     say(f"regulator DeepLIFT for {len(genes) * dataset.n_conditions:,} pairs x {dataset.n_regulators} regulators ...")
     sums = deeplift.regulator_scores(model, sequences, inputs, reference=config.reference, reduce="abs_sum",
-                                     background=background)
+                                     background=background, gene_index=genes)
     timings["regulator_deeplift_s"] = time.perf_counter() - started
     gradient_sums = None
     if config.gradient_x_input:
         started = time.perf_counter()
         gradient_sums = deeplift.regulator_scores(model, sequences, inputs, rule="gradient", reduce="abs_sum",
-                                                  background=background)
+                                                  background=background, gene_index=genes)
         timings["regulator_gradient_s"] = time.perf_counter() - started
     table = regulators.importance_table(dataset.regulators, dataset.regulator_symbols, sums, gradient_sums)
     if truth is not None:
@@ -311,7 +311,7 @@ def _compute(model, network, dataset, data_config, config: AttributionConfig, ou
 
     # ---------------------------------------------------------------- 3. sequence attribution
     say("predictions for all pairs ...")
-    baseline = predict(model, sequences, inputs, background=background)
+    baseline = predict(model, sequences, inputs, background=background, gene_index=genes)
     variance = baseline.var(axis=1)
     chosen = np.argsort(-variance, kind="stable")[:config.sequence_genes]
     report.heading("3. Sequence attribution")
@@ -320,9 +320,10 @@ def _compute(model, network, dataset, data_config, config: AttributionConfig, ou
         started = time.perf_counter()
         say(f"sequence DeepLIFT for {len(chosen)} promoters x {config.shuffles} shuffled references ...")
         seq_scores = deeplift.sequence_scores(model, sequences[chosen], inputs, n_shuffles=config.shuffles,
-                                              seed=config.seed, reduce="sum", background=background)
+                                              seed=config.seed, reduce="sum", background=background,
+                                              gene_index=genes[chosen])
         seq_grad = deeplift.sequence_scores(model, sequences[chosen], inputs, rule="gradient", reduce="sum",
-                                            background=background)
+                                            background=background, gene_index=genes[chosen])
         timings["sequence_s"] = time.perf_counter() - started
         profiles = {"DeepLIFT (dinucleotide-shuffled references)": sequence.position_profile(seq_scores.scores),
                     "gradient x input": sequence.position_profile(seq_grad.scores)}
@@ -427,7 +428,8 @@ def _compute(model, network, dataset, data_config, config: AttributionConfig, ou
         chosen_filters[index] = target_sets.get(position) if position is not None else None
     filter_table = knockouts.filter_knockout_table(model, sequences, inputs, chosen_filters, genes=gene_ids,
                                                    symbols=gene_symbols, n_top=config.knockout_top_genes,
-                                                   labels=labels, baseline=baseline, background=background)
+                                                   labels=labels, baseline=baseline, background=background,
+                                                   gene_index=genes)
     filter_table.to_csv(tables / "filter_knockouts.tsv", sep="\t", index=False)
     report.text(f"Filter knock-out: the weights and bias of a filter set to zero; the {config.knockout_top_genes} genes "
                 "whose predictions move most (mean |change| over conditions) are tested for enrichment in the targets "
@@ -444,7 +446,7 @@ def _compute(model, network, dataset, data_config, config: AttributionConfig, ou
             continue
         mask = _site_mask(sequences, motif, known)
         result = knockouts.tf_knockout(model, sequences, inputs, position, mask, fold=config.fold, baseline=baseline,
-                                       background=background, name=name)
+                                       background=background, name=name, gene_index=genes)
         members = target_sets.get(position)
         if members is None or not len(members):
             members = np.flatnonzero(mask.any(axis=1))  # without a target list: genes with sites

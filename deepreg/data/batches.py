@@ -26,8 +26,9 @@ class BlockBatches(keras.utils.PyDataset):
     def __init__(self, sequences: np.ndarray, regulator_inputs: np.ndarray, labels: np.ndarray,
                  split: np.ndarray, which: int, *, block_genes: int, block_conditions: int,
                  shuffle: bool = True, seed: int = 0, background=None, genes: np.ndarray | None = None,
-                 max_batches: int | None = None):
+                 max_batches: int | None = None, indices: bool = False):
         super().__init__()
+        self.indices = indices
         in_split = (split == which) & ~np.isnan(labels)
         if genes is not None:
             restricted = np.zeros_like(in_split)
@@ -70,6 +71,8 @@ class BlockBatches(keras.utils.PyDataset):
             "sequence": as_model_input(self.sequences[rows], self.background),
             "regulators": self.regulator_inputs[columns],
         }
+        if self.indices:
+            inputs.update(gene=rows.astype(np.int32), condition=columns.astype(np.int32))
         return inputs, self.labels[np.ix_(rows, columns)]
 
     def on_epoch_end(self) -> None:
@@ -86,8 +89,9 @@ class PairBatches(keras.utils.PyDataset):
 
     def __init__(self, sequences: np.ndarray, regulator_inputs: np.ndarray, labels: np.ndarray,
                  split: np.ndarray, which: int, *, batch_pairs: int, shuffle: bool = True, seed: int = 0,
-                 background=None, max_batches: int | None = None):
+                 background=None, max_batches: int | None = None, indices: bool = False):
         super().__init__()
+        self.indices = indices
         in_split = (split == which) & ~np.isnan(labels)
         self.sequences = sequences
         self.regulator_inputs = regulator_inputs.astype(np.float32)
@@ -118,6 +122,8 @@ class PairBatches(keras.utils.PyDataset):
             "sequence": as_model_input(self.sequences[self.genes[chosen]], self.background),
             "regulators": self.regulator_inputs[self.conditions[chosen]],
         }
+        if self.indices:
+            inputs.update(gene=self.genes[chosen], condition=self.conditions[chosen])
         return inputs, self.targets[chosen]
 
     def on_epoch_end(self) -> None:

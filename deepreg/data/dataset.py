@@ -76,7 +76,9 @@ class Dataset:
         return classes
 
     def split(self, config: DataConfig) -> np.ndarray:
-        return splits.make_split(self.n_genes, self.n_conditions, config.split, config.split_fractions, config.split_seed)
+        groups = splits.promoter_groups(self.sequences) if config.split in ("genes", "genes_and_conditions") else None
+        return splits.make_split(self.n_genes, self.n_conditions, config.split, config.split_fractions,
+                                 config.split_seed, gene_groups=groups)
 
     def display_name(self, index: int) -> str:
         """'MSN2 (YMR037C)' where a symbol is known, else the ORF id."""

@@ -30,20 +30,42 @@ def assign(n_items: int, fractions, rng: np.random.Generator) -> np.ndarray:
     return labels
 
 
-def make_split(n_genes: int, n_conditions: int, kind: str, fractions=(0.8, 0.1, 0.1), seed: int = 0) -> np.ndarray:
-    """The G x C split matrix for one of the four kinds (see the module docstring)."""
+def make_split(n_genes: int, n_conditions: int, kind: str, fractions=(0.8, 0.1, 0.1), seed: int = 0,
+               gene_groups: np.ndarray | None = None) -> np.ndarray:
+    """The G x C split matrix for one of the four kinds (see the module docstring).
+
+    `gene_groups` (one id per gene, numbered in order of first appearance) keeps the genes of a group
+    together when genes are held out: genes that share one promoter sequence are one group, so no
+    promoter is both in training and in test. With every gene its own group the split is the same
+    as without groups.
+    """
     rng = np.random.default_rng(seed)
     if kind == "random":
         return assign(n_genes * n_conditions, fractions, rng).reshape(n_genes, n_conditions)
     if kind == "genes":
-        return np.repeat(assign(n_genes, fractions, rng)[:, None], n_conditions, axis=1)
+        return np.repeat(_assign_genes(n_genes, fractions, rng, gene_groups)[:, None], n_conditions, axis=1)
     if kind == "conditions":
         return np.repeat(assign(n_conditions, fractions, rng)[None, :], n_genes, axis=0)
     if kind == "genes_and_conditions":
-        genes = assign(n_genes, fractions, rng)[:, None]
+        genes = _assign_genes(n_genes, fractions, rng, gene_groups)[:, None]
         conditions = assign(n_conditions, fractions, rng)[None, :]
         return np.where(genes == conditions, genes, UNUSED).astype(np.int8)
     raise DeepRegError(f"data.split: unknown split kind {kind!r} (expected random, genes, conditions or genes_and_conditions)")
+
+
+def _assign_genes(n_genes: int, fractions, rng: np.random.Generator, gene_groups) -> np.ndarray:
+    if gene_groups is None:
+        return assign(n_genes, fractions, rng)
+    gene_groups = np.asarray(gene_groups)
+    return assign(int(gene_groups.max()) + 1, fractions, rng)[gene_groups]
+
+
+def promoter_groups(sequences: np.ndarray) -> np.ndarray:
+    """One id per gene, shared by genes whose promoters are identical, numbered by first appearance."""
+    flat = np.ascontiguousarray(sequences.reshape(len(sequences), -1))
+    _, first, inverse = np.unique(flat, axis=0, return_index=True, return_inverse=True)
+    order = np.argsort(np.argsort(first))
+    return order[inverse.ravel()]
 
 
 def describe(split: np.ndarray) -> dict[str, int]:

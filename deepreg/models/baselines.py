@@ -33,6 +33,8 @@ DEFAULT_RANKS = (1, 2, 5, 10, 20, 40, 80, 120, 160)
 DEFAULT_TRANS_ALPHAS = tuple(10.0 ** np.arange(-2.0, 3.5, 0.5))
 DEFAULT_CIS_ALPHAS = tuple(10.0 ** np.arange(-1.0, 4.5, 0.5))
 DEFAULT_THRESHOLDS = (-0.5, 0.5)
+# The proximal window of the k-mer ridge that matches the held-out-genes network's features.
+PROXIMAL_WINDOWS = (100, 250, 500)
 
 
 @dataclass
@@ -313,19 +315,22 @@ def fit_cis_kmer_ridge(
     sequences: np.ndarray,
     k: int = 6,
     alphas: tuple[float, ...] = DEFAULT_CIS_ALPHAS,
+    proximal: tuple[int, ...] = (),
 ) -> BaselineFit:
     """Per condition, ridge regression of expression on promoter k-mer counts across genes.
 
-    Features are counts of the k-mers with reverse complements merged (2080 for k = 6). Each
-    condition is one regression over the genes with a train pair in it (all training genes under a
-    held-out-gene split, a random subset under random pairs); its intercept is the condition's train
-    mean. ``alphas`` are relative to the mean squared norm of a centred count vector. A held-out
-    condition gets the global train mean.
+    Features are counts of the k-mers with reverse complements merged (2080 for k = 6), over the
+    whole promoter and, for each length in ``proximal``, over that many bases next to the ORF start
+    (the features of a model with `model.sequence.kmer_proximal`). Each condition is one regression
+    over the genes with a train pair in it (all training genes under a held-out-gene split, a random
+    subset under random pairs); its intercept is the condition's train mean. ``alphas`` are relative
+    to the mean squared norm of a centred count vector. A held-out condition gets the global train mean.
     """
     _check_matrices(expression, split)
     if sequences.shape[0] != expression.shape[0]:
         raise DeepRegError(f"sequences has {sequences.shape[0]} genes, expression has {expression.shape[0]}")
-    counts = kmer_counts(sequences, k).astype(np.float64)
+    windows = [sequences, *(sequences[:, -int(width):] for width in proximal)]
+    counts = np.hstack([kmer_counts(window, k) for window in windows]).astype(np.float64)
     train = observed_mask(expression, split, TRAIN)
     paths, absolute_alphas = masked_ridge_predictions(counts, expression.T, train.T, alphas)
     transposed = {alpha: prediction.T for alpha, prediction in paths.items()}
@@ -585,15 +590,13 @@ def _ranks(values: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def run_all_baselines(
+def fit_all_baselines(
     expression: np.ndarray,
     split: np.ndarray,
     regulators: np.ndarray | None,
     sequences: np.ndarray | None,
-    which: int = TEST,
-    targets_mask: np.ndarray | None = None,
-) -> pd.DataFrame:
-    """Fit every baseline on the train pairs and score it on split ``which``: one row per baseline.
+) -> dict[str, tuple[BaselineFit, float]]:
+    """Fit every baseline on the train pairs: name -> (fit, seconds it took).
 
     The trans ridge is skipped when ``regulators`` is None, the cis ridge when ``sequences`` is None.
     """
@@ -608,14 +611,42 @@ def run_all_baselines(
         baselines["trans_ridge"] = lambda: fit_trans_ridge(expression, split, regulators)
     if sequences is not None:
         baselines["cis_kmer_ridge"] = lambda: fit_cis_kmer_ridge(expression, split, sequences)
-    rows = []
+        baselines["cis_kmer_proximal_ridge"] = lambda: fit_cis_kmer_ridge(expression, split, sequences,
+                                                                          proximal=PROXIMAL_WINDOWS)
+    fitted = {}
     for name, fit in baselines.items():
         started = time.perf_counter()
         result = fit()
-        seconds = time.perf_counter() - started
+        fitted[name] = (result, time.perf_counter() - started)
+    return fitted
+
+
+def score_baselines(
+    fitted: dict[str, tuple[BaselineFit, float]],
+    expression: np.ndarray,
+    split: np.ndarray,
+    which: int = TEST,
+    targets_mask: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """One row of scores on split ``which`` per fitted baseline (see :func:`fit_all_baselines`)."""
+    rows = []
+    for name, (result, seconds) in fitted.items():
         metrics = score(result.predictions, expression, split, which, targets_mask)
         rows.append({"name": name, **metrics, "hyperparameter": _describe(result.hyperparameter), "seconds": seconds})
     return pd.DataFrame(rows, columns=["name", "mse", "r", "spearman", "accuracy", "n", "hyperparameter", "seconds"])
+
+
+def run_all_baselines(
+    expression: np.ndarray,
+    split: np.ndarray,
+    regulators: np.ndarray | None,
+    sequences: np.ndarray | None,
+    which: int = TEST,
+    targets_mask: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """Fit every baseline on the train pairs and score it on split ``which``: one row per baseline."""
+    fitted = fit_all_baselines(expression, split, regulators, sequences)
+    return score_baselines(fitted, expression, split, which, targets_mask)
 
 
 def _describe(hyperparameter: dict) -> str:

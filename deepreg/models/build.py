@@ -22,8 +22,10 @@ import contextlib
 
 import keras
 
+from deepreg.models import bilinear as deepreg_bilinear
 from deepreg.models import layers as deepreg_layers
-from deepreg.models.config import ModelConfig
+from deepreg.models.bilinear import CONDITION_INPUT, GENE_INPUT
+from deepreg.models.config import HEADLESS_FUSIONS, ModelConfig
 from deepreg.models.registry import FUSIONS, SEQUENCE_TOWERS, lookup, register_fusion, register_sequence_tower
 
 SEQUENCE_INPUT, REGULATOR_INPUT = "sequence", "regulators"
@@ -90,8 +92,10 @@ def conv_tower(config: ModelConfig, sequence_length: int, regularizer) -> keras.
         return keras.Model(inputs, x, name="sequence_tower")
     if spec.recurrent != "none":
         x = _recurrent_layer(config, regularizer)(x)
-    elif len(x.shape) == 3:
+    elif len(x.shape) == 3 and not (spec.kmer and spec.conv_layers == 0):
         x = keras.layers.Flatten(name="flatten")(x)
+    if spec.kmer:
+        x = _with_kmer_counts(inputs, x if spec.conv_layers else None, spec)
     for index, units in enumerate(spec.dense_units, start=1):
         x = keras.layers.Dense(units, activation=spec.activation, kernel_regularizer=regularizer,
                                name=f"sequence_dense_{index}")(x)
@@ -102,6 +106,17 @@ def conv_tower(config: ModelConfig, sequence_length: int, regularizer) -> keras.
     return keras.Model(inputs, x, name="sequence_tower")
 
 
+def _with_kmer_counts(promoters, features, spec):
+    """The promoters' k-mer counts, standardised across genes, beside the conv features (if any)."""
+    counts = deepreg_bilinear.GeneKmerCounts(spec.kmer, spec.kmer_proximal, name="kmer_counts")(promoters)
+    counts = keras.layers.BatchNormalization(momentum=0.9, name="kmer_norm")(counts)
+    if spec.dropout:
+        counts = keras.layers.Dropout(spec.dropout, name="kmer_dropout")(counts)
+    if features is None:
+        return counts
+    return keras.layers.Concatenate(name="sequence_features")([features, counts])
+
+
 def regulator_tower(config: ModelConfig, n_regulators: int, regularizer) -> keras.Model:
     """Dense layers over the regulator vector, or the raw vector itself when there are none."""
     spec = config.regulators
@@ -110,8 +125,12 @@ def regulator_tower(config: ModelConfig, n_regulators: int, regularizer) -> kera
     for index, units in enumerate(spec.dense_units, start=1):
         x = keras.layers.Dense(units, activation=spec.activation, kernel_regularizer=regularizer,
                                name=f"regulator_dense_{index}")(x)
+        if spec.layer_norm:
+            x = keras.layers.LayerNormalization(name=f"regulator_norm_{index}")(x)
         if spec.dropout:
             x = keras.layers.Dropout(spec.dropout, name=f"regulator_dropout_{index}")(x)
+    if spec.skip and spec.dense_units:
+        x = keras.layers.Concatenate(name="regulator_features")([inputs, x])
     return keras.Model(inputs, x, name="regulator_tower")
 
 
@@ -134,13 +153,24 @@ def concat_rnn_fusion(config: ModelConfig, regularizer):
                                           kernel_regularizer=regularizer, name="fusion")
 
 
+@register_fusion("bilinear")
+def bilinear_fusion(config: ModelConfig, regularizer, n_genes: int = 0):
+    if config.gene_embedding and not n_genes:
+        raise ValueError("model.gene_embedding needs the number of genes (build_models(..., n_genes=...))")
+    return deepreg_bilinear.BilinearFusion(config.rank, n_genes=n_genes if config.gene_embedding else 0,
+                                           interaction=bool(config.head.dense_units),
+                                           kernel_regularizer=regularizer, embedding_regularizer=regularizer,
+                                           name="fusion")
+
+
 def head(config: ModelConfig, regularizer) -> list[keras.layers.Layer]:
     """Dropout and dense layers after the fusion layer, then the output layer.
 
     A list of layers rather than a sub-model: the same layers act on the last axis of block outputs
     (G_b x C_b x units) and of pair outputs (pairs x units).
     """
-    units_after_fusion = config.head.dense_units if config.reads_positions else config.head.dense_units[1:]
+    every_entry = config.fusion in HEADLESS_FUSIONS
+    units_after_fusion = config.head.dense_units if every_entry else config.head.dense_units[1:]
     parts: list[keras.layers.Layer] = []
     for index, units in enumerate(units_after_fusion, start=1):
         parts.append(keras.layers.Dropout(config.head.dropout, name=f"dropout_{index}"))
@@ -148,8 +178,10 @@ def head(config: ModelConfig, regularizer) -> list[keras.layers.Layer]:
                                         name=f"dense_{index + 1}"))
     parts.append(keras.layers.Dropout(config.head.dropout, name=f"dropout_{len(units_after_fusion) + 1}"))
     activation = None if config.task == "regression" else "softmax"
+    # With a baseline offset the network's part starts at zero: training starts from the baseline itself.
+    initializer = "zeros" if config.offset != "none" and config.task == "regression" else "glorot_uniform"
     parts.append(keras.layers.Dense(config.n_outputs, activation=activation, kernel_regularizer=regularizer,
-                                    dtype="float32", name="output"))
+                                    kernel_initializer=initializer, dtype="float32", name="output"))
     return parts
 
 
@@ -164,34 +196,65 @@ def _dtype_policy(name: str):
         keras.config.set_dtype_policy(previous)
 
 
-def build_models(config: ModelConfig, sequence_length: int, n_regulators: int) -> tuple[keras.Model, keras.Model]:
-    """The block model and the pair model of one architecture, sharing every weight."""
+def build_models(config: ModelConfig, sequence_length: int, n_regulators: int, *, n_genes: int | None = None,
+                 n_conditions: int | None = None) -> tuple[keras.Model, keras.Model]:
+    """The block model and the pair model of one architecture, sharing every weight.
+
+    `n_genes` and `n_conditions` (the dataset's) are needed by models that read gene or condition
+    indices: a per-gene embedding (`model.gene_embedding`) or a baseline table (`model.offset`).
+    Those models take two more inputs, `gene` and `condition`, the row and column indices of the
+    block's genes and conditions (or of each pair) in the dataset.
+    """
     config.validate_for(sequence_length)
+    if config.uses_gene_index and not (n_genes and n_conditions):
+        raise ValueError("model.gene_embedding / model.offset need build_models(..., n_genes=..., n_conditions=...)")
     with _dtype_policy(config.precision):
-        return _compose_models(config, sequence_length, n_regulators)
+        return _compose_models(config, sequence_length, n_regulators, n_genes or 0, n_conditions or 0)
 
 
-def _compose_models(config: ModelConfig, sequence_length: int, n_regulators: int) -> tuple[keras.Model, keras.Model]:
+def _compose_models(config: ModelConfig, sequence_length: int, n_regulators: int, n_genes: int,
+                    n_conditions: int) -> tuple[keras.Model, keras.Model]:
     regularizer = make_regularizer(config)
     sequence_tower = lookup(SEQUENCE_TOWERS, "sequence tower", "model.sequence.tower", config.sequence.tower)(
         config, sequence_length, regularizer)
     regulators = regulator_tower(config, n_regulators, regularizer)
-    fusion = lookup(FUSIONS, "fusion", "model.fusion", config.fusion)(config, regularizer)
+    fusion_builder = lookup(FUSIONS, "fusion", "model.fusion", config.fusion)
+    fusion = (fusion_builder(config, regularizer, n_genes=n_genes) if config.gene_embedding
+              else fusion_builder(config, regularizer))
     top = head(config, regularizer)
+    offset = (deepreg_bilinear.BaselineOffset(n_genes, n_conditions, name="baseline_offset")
+              if config.offset != "none" else None)
 
     def compose(pairwise: bool, name: str) -> keras.Model:
-        sequence_in = keras.Input((sequence_length, 4), name=SEQUENCE_INPUT)
-        regulators_in = keras.Input((n_regulators,), name=REGULATOR_INPUT)
-        outputs = fusion([sequence_tower(sequence_in), regulators(regulators_in)], pairwise=pairwise)
+        inputs = {SEQUENCE_INPUT: keras.Input((sequence_length, 4), name=SEQUENCE_INPUT),
+                  REGULATOR_INPUT: keras.Input((n_regulators,), name=REGULATOR_INPUT)}
+        if config.uses_gene_index:
+            inputs[GENE_INPUT] = keras.Input((), dtype="int32", name=GENE_INPUT)
+        if config.uses_condition_index:
+            inputs[CONDITION_INPUT] = keras.Input((), dtype="int32", name=CONDITION_INPUT)
+        fused = [sequence_tower(inputs[SEQUENCE_INPUT]), regulators(inputs[REGULATOR_INPUT])]
+        if config.gene_embedding:
+            fused.append(inputs[GENE_INPUT])
+        outputs = fusion(fused, pairwise=pairwise)
+        if offset is not None and config.task == "classification":
+            outputs = offset([outputs, inputs[GENE_INPUT], inputs[CONDITION_INPUT]], pairwise=pairwise)
         for layer in top:
             outputs = layer(outputs)
         if config.task == "regression":
             outputs = deepreg_layers.SqueezeLast(dtype="float32", name="prediction")(outputs)
-        return keras.Model({SEQUENCE_INPUT: sequence_in, REGULATOR_INPUT: regulators_in}, outputs, name=name)
+        if offset is not None and config.task == "regression":
+            outputs = offset([outputs, inputs[GENE_INPUT], inputs[CONDITION_INPUT]], pairwise=pairwise)
+        return keras.Model(inputs, outputs, name=name)
 
     return compose(False, "deepreg_block"), compose(True, "deepreg_pair")
 
 
-def build_model(config: ModelConfig, sequence_length: int, n_regulators: int) -> keras.Model:
+def build_model(config: ModelConfig, sequence_length: int, n_regulators: int, **sizes) -> keras.Model:
     """The block model alone (what training, tracking and attribution use)."""
-    return build_models(config, sequence_length, n_regulators)[0]
+    return build_models(config, sequence_length, n_regulators, **sizes)[0]
+
+
+def model_input_names(model: keras.Model) -> tuple[str, ...]:
+    """The names of a block or pair model's inputs (`sequence`, `regulators`, maybe `gene`, `condition`)."""
+    inputs = model.input
+    return tuple(inputs) if isinstance(inputs, dict) else tuple(tensor.name for tensor in model.inputs)

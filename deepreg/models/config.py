@@ -25,6 +25,10 @@ from deepreg._config import Config
 from deepreg.errors import DeepRegError
 
 PER_POSITION_FUSIONS = ("concat_rnn",)
+# Fusions whose first head layer is not the fusion itself: every head entry is a layer after it.
+HEADLESS_FUSIONS = ("concat_rnn", "bilinear")
+OFFSETS = ("none", "best", "additive", "low_rank_completion", "trans_ridge", "cis_kmer_ridge",
+           "cis_kmer_proximal_ridge")
 
 
 def _check_rate(key: str, value: float) -> None:
@@ -49,6 +53,10 @@ class SequenceConfig(Config):
     end of the conv stack, so `filters` counts distinct filters). `recurrent` (`lstm`, `gru`) reads
     the positions left after the conv stack; with the `concat_rnn` fusion it reads them together
     with the regulator features instead. `dense_units` are dense layers at the end of the tower.
+    `kmer` (a length k, 0: off) adds the promoter's k-mer counts (reverse complements merged; the
+    6-mer ridge baseline's features, standardised across genes) to the tower's features, before its
+    dense layers; with `conv_layers: 0` the tower is a k-mer tower alone. `kmer_proximal` adds the
+    counts within each given distance (bases) of the ORF start: position-aware features.
     `feature_norm` standardises each output feature of the tower across genes (batch-norm): max-pooled
     motif scores differ little from gene to gene next to their mean, so without it the fused features
     are dominated by the regulators alone and genes are hard to tell apart early in training.
@@ -69,6 +77,8 @@ class SequenceConfig(Config):
     recurrent_units: int = 128
     dense_units: tuple[int, ...] = ()
     feature_norm: bool = False
+    kmer: int = 0
+    kmer_proximal: tuple[int, ...] = ()
 
     def per_layer(self, name: str) -> tuple:
         """The value of a per-layer field for each conv layer (a single value is broadcast)."""
@@ -105,6 +115,15 @@ class SequenceConfig(Config):
             if pool not in ("none", "global") and not (pool.isdigit() and int(pool) > 0):
                 raise DeepRegError(f"model.sequence.pool: {pool!r} is not 'none', 'global' or a positive pool factor")
         _check_rate("model.sequence.dropout", self.dropout)
+        if not 0 <= self.kmer <= 8:
+            raise DeepRegError(f"model.sequence.kmer: expected a k-mer length from 1 to 8 (0: no k-mer counts), "
+                               f"got {self.kmer}")
+        if self.kmer_proximal and not self.kmer:
+            raise DeepRegError("model.sequence.kmer_proximal needs model.sequence.kmer > 0 (the k-mer length)")
+        _check_units("model.sequence.kmer_proximal", self.kmer_proximal)
+        if self.kmer and self.recurrent != "none":
+            raise DeepRegError(f"model.sequence.kmer = {self.kmer} clashes with model.sequence.recurrent = "
+                               f"{self.recurrent}: k-mer counts have no positions for a recurrent layer")
         if self.recurrent_units < 1:
             raise DeepRegError(f"model.sequence.recurrent_units: expected at least 1 unit, got {self.recurrent_units}")
         self._check_positions_kept()
@@ -126,11 +145,17 @@ class SequenceConfig(Config):
 
 @dataclasses.dataclass(frozen=True)
 class RegulatorConfig(Config):
-    """The regulator (trans) tower: the raw regulator vector (no layers) or dense layers."""
+    """The regulator (trans) tower: the raw regulator vector (no layers) or dense layers.
+
+    `layer_norm` normalises each dense layer's output; `skip` passes the raw regulator vector on
+    beside the dense layers' output (a linear path next to the nonlinear one).
+    """
 
     dense_units: tuple[int, ...] = ()
     activation: str = "relu"
     dropout: float = 0.0
+    layer_norm: bool = False
+    skip: bool = False
 
     def __post_init__(self) -> None:
         _check_units("model.regulators.dense_units", self.dense_units)
@@ -143,7 +168,8 @@ class HeadConfig(Config):
 
     With the `tensor` and `concat` fusions the first entry is the fusion layer itself (it reads the
     fused sequence and regulator features); with `concat_rnn` the recurrent layer is the fusion and
-    every entry is a dense layer after it.
+    every entry is a dense layer after it; with `bilinear` every entry is a dense layer on the score
+    and the rank-d interaction features u * v (none: the output reads the score alone).
     """
 
     dense_units: tuple[int, ...] = (512, 512)
@@ -175,6 +201,9 @@ class ModelConfig(Config):
     regulators: RegulatorConfig = RegulatorConfig()
     fusion: str = "tensor"
     head: HeadConfig = HeadConfig()
+    rank: int = 64
+    gene_embedding: bool = False
+    offset: str = "none"
     l1: float = 0.0
     l2: float = 0.0
     implementation: Literal["factorised", "naive"] = "factorised"
@@ -184,11 +213,33 @@ class ModelConfig(Config):
     def __post_init__(self) -> None:
         if self.l1 < 0 or self.l2 < 0:
             raise DeepRegError(f"model.l1 / model.l2: expected strengths >= 0, got {self.l1} and {self.l2}")
+        _check_fusion_name(self.fusion)
+        if self.rank < 1:
+            raise DeepRegError(f"model.rank: expected a positive rank, got {self.rank}")
+        if self.offset not in OFFSETS:
+            raise DeepRegError(f"model.offset: unknown baseline {self.offset!r} (one of: {', '.join(OFFSETS)})")
+        if self.offset != "none" and self.task != "regression" and (self.fusion != "bilinear" or self.head.dense_units):
+            raise DeepRegError(f"model.offset = {self.offset} clashes with model.task = {self.task}: a 3-class model "
+                               "reads the baseline's log2 ratio through the bilinear score (model.fusion: bilinear, "
+                               "model.head.dense_units: [])")
+        if self.gene_embedding and self.fusion != "bilinear":
+            raise DeepRegError(f"model.gene_embedding = true clashes with model.fusion = {self.fusion}: the "
+                               "per-gene embedding is part of the bilinear fusion")
         if self.reads_positions:
             self._check_per_position_fusion()
-        elif not self.head.dense_units:
+        elif not self.head.dense_units and self.fusion not in HEADLESS_FUSIONS:
             raise DeepRegError(f"model.head.dense_units = [] clashes with model.fusion = {self.fusion}: its first "
                                "entry is the fusion layer, at least one is needed")
+
+    @property
+    def uses_gene_index(self) -> bool:
+        """Whether the model reads each gene's row index (a per-gene embedding or a baseline table)."""
+        return self.gene_embedding or self.offset != "none"
+
+    @property
+    def uses_condition_index(self) -> bool:
+        """Models that read gene indices read condition indices too (one indexed-input contract)."""
+        return self.uses_gene_index
 
     @property
     def reads_positions(self) -> bool:
@@ -215,6 +266,9 @@ class ModelConfig(Config):
         """Refuse what cannot be built on promoters of `sequence_length` bases, naming the clashing keys."""
         left = sequence_length
         spec = self.sequence
+        if any(width > sequence_length for width in spec.kmer_proximal):
+            raise DeepRegError(f"model.sequence.kmer_proximal = {list(spec.kmer_proximal)} clashes with "
+                               f"data.sequence_length = {sequence_length}: a window cannot be longer than the promoter")
         for index, (width, (pool, stride)) in enumerate(
                 zip(spec.per_layer("filter_width"), spec.pool_windows()), start=1):
             if spec.padding == "valid" and width > left:
@@ -235,6 +289,14 @@ class ModelConfig(Config):
         if needs_positions and left < 1:
             raise DeepRegError(f"model.sequence.recurrent = {spec.recurrent} clashes with model.sequence.pool = "
                                f"{list(spec.pool)}: no positions are left for the recurrent layer")
+
+
+def _check_fusion_name(name: str) -> None:
+    """Refuse an unregistered fusion when the config is read, not when the model is built."""
+    from deepreg.models import build  # noqa: F401  (registers the fusions)
+    from deepreg.models.registry import FUSIONS, lookup
+
+    lookup(FUSIONS, "fusion", "model.fusion", name)
 
 
 def _length_source(index: int, sequence_length: int) -> str:

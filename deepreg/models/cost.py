@@ -3,10 +3,12 @@
 A step on a block of G_b genes x C_b conditions runs the sequence tower on G_b promoters, the
 regulator tower on C_b vectors and the fusion and head on G_b x C_b pairs; the naive step runs
 everything once per pair. Forward multiply-adds are counted exactly for the layers that do
-arithmetic (convolutions, dense, fusion and recurrent layers); normalisation, pooling, activations
-and dropout are memory-bound and counted as zero. The backward pass is counted per layer: twice the
-forward (gradients of the weights and of the inputs), once when the input is data (first conv layer,
-first regulator layer: no input gradient), and one window per filter for a fused global max conv.
+arithmetic (convolutions, dense, fusion and recurrent layers); normalisation, pooling, activations,
+dropout, the in-model k-mer counts (`GeneKmerCounts`), the gene-embedding lookup and the baseline
+table (`BaselineOffset`) are memory-bound and counted as zero. The backward pass is counted per
+layer: twice the forward (gradients of the weights and of the inputs), once when the input is data
+(no trained layer before it: the first conv layer, the first regulator layer, no input gradient),
+and one window per filter for a fused global max conv.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 
 from deepreg.models import layers as deepreg_layers
+from deepreg.models.bilinear import BilinearFusion
 
 
 @dataclasses.dataclass
@@ -65,6 +68,9 @@ def tower_cost(tower) -> tuple[float, float]:
         elif type(layer).__name__ in ("LSTM", "GRU"):
             f, b = _recurrent_cost(layer)
         else:
+            # a trained memory-bound layer (the batch-norm after the k-mer counts) needs the gradient
+            # of its output: the arithmetic layer after it no longer reads data
+            first = first and not layer.trainable_weights
             continue
         first = False
         forward, backward = forward + f, backward + b
@@ -79,6 +85,25 @@ def _head_cost(model) -> float:
 
 def _fusion_layer(model):
     return next(layer for layer in model.layers if layer.name == "fusion")
+
+
+def _bilinear_cost(fusion: BilinearFusion, gene_rows: int, condition_rows: int, pairs: int,
+                   regulators_trained: bool, pairwise: bool) -> tuple[float, float]:
+    """Forward and backward multiply-adds of the bilinear fusion.
+
+    Projections once per gene row (s P and s p: a (d + 1)) and per condition row (t Q and t q:
+    b (d + 1)), then d per pair for u . v. A block computes the interaction features u * v (d per
+    pair) besides its G_b x d by d x C_b product; the pair form sums the same product, so it has them
+    for free. Backward: the weight and input gradients of the projections (no input gradient for raw
+    regulators) and the gradients of u and v through each per-pair product.
+    """
+    gene_projection = gene_rows * fusion.sequence_width * (fusion.rank + 1)
+    condition_projection = condition_rows * fusion.regulator_width * (fusion.rank + 1)
+    products = 2 if fusion.interaction and not pairwise else 1
+    per_pair = pairs * fusion.rank * products
+    forward = gene_projection + condition_projection + per_pair
+    backward = 2 * gene_projection + (2 if regulators_trained else 1) * condition_projection + 2 * per_pair
+    return forward, backward
 
 
 def block_step_cost(model, n_genes: int, n_conditions: int) -> StepCost:
@@ -105,6 +130,8 @@ def block_step_cost(model, n_genes: int, n_conditions: int) -> StepCost:
     elif isinstance(fusion, deepreg_layers.ConcatDense):
         forward = (n_genes * fusion.sequence_width + n_conditions * fusion.regulator_width) * fusion.units
         cost.add("fusion", forward, 2 * forward)
+    elif isinstance(fusion, BilinearFusion):
+        cost.add("fusion", *_bilinear_cost(fusion, n_genes, n_conditions, pairs, regulators_trained, pairwise=False))
     else:
         positions = fusion.input[0].shape[1]
         projections = (n_genes * positions * fusion.sequence_width + n_conditions * fusion.regulator_width)
@@ -115,6 +142,15 @@ def block_step_cost(model, n_genes: int, n_conditions: int) -> StepCost:
     return cost
 
 
+def _pair_fusion_forward(fusion, n_pairs: int) -> float:
+    """Forward multiply-adds of a fusion that materialises the fused vector of each pair."""
+    if isinstance(fusion, deepreg_layers.ConcatRecurrent):
+        positions = fusion.input[0].shape[1]
+        width = fusion.sequence_width + fusion.regulator_width
+        return n_pairs * positions * (width + fusion.units) * fusion.gates
+    return n_pairs * int(fusion.kernel.shape[0]) * fusion.units
+
+
 def pair_step_cost(model, n_pairs: int) -> StepCost:
     """Multiply-adds of one training step of the naive pair model on `n_pairs` pairs."""
     cost = StepCost()
@@ -123,13 +159,11 @@ def pair_step_cost(model, n_pairs: int) -> StepCost:
     regulator_f, regulator_b = tower_cost(model.get_layer("regulator_tower"))
     cost.add("regulator tower", n_pairs * regulator_f, n_pairs * regulator_b)
     fusion = _fusion_layer(model)
-    if isinstance(fusion, deepreg_layers.ConcatRecurrent):
-        positions = fusion.input[0].shape[1]
-        width = fusion.sequence_width + fusion.regulator_width
-        forward = n_pairs * positions * (width + fusion.units) * fusion.gates
+    if isinstance(fusion, BilinearFusion):
+        cost.add("fusion", *_bilinear_cost(fusion, n_pairs, n_pairs, n_pairs, regulator_f > 0, pairwise=True))
     else:
-        forward = n_pairs * int(fusion.kernel.shape[0]) * fusion.units
-    cost.add("fusion", forward, 2 * forward)
+        forward = _pair_fusion_forward(fusion, n_pairs)
+        cost.add("fusion", forward, 2 * forward)
     head = _head_cost(model)
     cost.add("head", n_pairs * head, 2 * n_pairs * head)
     return cost

@@ -12,6 +12,8 @@ from deepreg.data.config import DataConfig
 from deepreg.errors import DeepRegError
 from deepreg.models.config import ModelConfig
 
+UNSEEN_GENE_SPLITS = ("genes", "genes_and_conditions")
+
 
 @dataclasses.dataclass(frozen=True)
 class TrainingConfig(Config):
@@ -21,11 +23,19 @@ class TrainingConfig(Config):
     A batch is a block of `block_genes` genes x `block_conditions` conditions; only the pairs of
     the training split inside it count in the loss. `max_steps_per_epoch` caps the blocks per epoch
     (the rest are seen in later epochs' shuffles) for quick runs.
+
+    `adamw` is Adam with decoupled `weight_decay`; `clipnorm` clips each gradient's norm.
+    `schedule: cosine` warms the rate up linearly over `warmup_epochs`, then decays it along a
+    cosine to zero at the last epoch (instead of halving it on a plateau).
     """
 
-    optimizer: Literal["sgd", "adam"] = "adam"
+    optimizer: Literal["sgd", "adam", "adamw"] = "adam"
     learning_rate: float = 1e-3
     momentum: float = 0.5
+    weight_decay: float = 0.0
+    clipnorm: float | None = None
+    schedule: Literal["plateau", "cosine"] = "plateau"
+    warmup_epochs: int = 0
     epochs: int = 30
     block_genes: int = 32
     block_conditions: int = 64
@@ -44,6 +54,16 @@ class TrainingConfig(Config):
             raise DeepRegError(f"training.learning_rate: expected a positive rate, got {self.learning_rate}")
         if self.block_genes < 1 or self.block_conditions < 1:
             raise DeepRegError("training.block_genes / training.block_conditions: expected positive block sizes")
+        if self.weight_decay < 0:
+            raise DeepRegError(f"training.weight_decay: expected a decay >= 0, got {self.weight_decay}")
+        if self.weight_decay and self.optimizer != "adamw":
+            raise DeepRegError(f"training.weight_decay = {self.weight_decay} clashes with training.optimizer = "
+                               f"{self.optimizer}: decoupled weight decay is AdamW's (use model.l2 otherwise)")
+        if self.clipnorm is not None and self.clipnorm <= 0:
+            raise DeepRegError(f"training.clipnorm: expected a positive norm (or null), got {self.clipnorm}")
+        if not 0 <= self.warmup_epochs < self.epochs:
+            raise DeepRegError(f"training.warmup_epochs: expected 0 to training.epochs - 1 "
+                               f"({self.epochs - 1}), got {self.warmup_epochs}")
         if not 0 < self.lr_factor < 1:
             raise DeepRegError(f"training.lr_factor: expected a factor in (0, 1), got {self.lr_factor}")
 
@@ -53,6 +73,11 @@ class RunConfig(Config):
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     training: TrainingConfig = TrainingConfig()
+
+    def __post_init__(self) -> None:
+        if self.model.gene_embedding and self.data.split in UNSEEN_GENE_SPLITS:
+            raise DeepRegError(f"model.gene_embedding = true clashes with data.split = {self.data.split}: its test "
+                               "genes have no training pairs, so their embedding would never be learned")
 
     @classmethod
     def from_files(cls, path: str | Path | None = None, *, model: str | Path | None = None,

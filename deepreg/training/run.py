@@ -110,6 +110,11 @@ def _log_params(client: mlflow.MlflowClient, run_id: str, config: RunConfig, dat
 
 def _log_outcome(client: mlflow.MlflowClient, run_id: str, config: RunConfig, result: TrainingResult) -> str:
     metrics = {"epochs_run": result.epochs_run, "train_seconds": result.seconds}
+    for key, value in result.notes.items():
+        if isinstance(value, (int, float)):
+            metrics[key] = float(value)
+        else:
+            client.set_tag(run_id, f"deepreg.{key}", str(value))
     for split_name, scores in result.scores.items():
         for key, value in scores.items():
             if isinstance(value, (int, float)):

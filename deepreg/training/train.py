@@ -26,6 +26,7 @@ from deepreg.models.config import ModelConfig
 from deepreg.training.config import TrainingConfig
 from deepreg.training.evaluate import predict_matrix, score_pairs
 from deepreg.training.losses import MaskedLoss
+from deepreg.training.offsets import cached_offset
 from deepreg.training.optimizers import InPlaceSGD
 
 log = logging.getLogger(__name__)
@@ -40,12 +41,29 @@ class TrainingResult:
     epochs_run: int
     seconds: float
     test_pairs: tuple[np.ndarray, np.ndarray] | None = None
+    notes: dict = dataclasses.field(default_factory=dict)
 
 
-def make_optimizer(config: TrainingConfig) -> keras.optimizers.Optimizer:
+def make_optimizer(config: TrainingConfig, steps_per_epoch: int = 1) -> keras.optimizers.Optimizer:
+    rate = learning_rate_schedule(config, steps_per_epoch)
+    clip = {"clipnorm": config.clipnorm} if config.clipnorm else {}
     if config.optimizer == "sgd":
-        return InPlaceSGD(learning_rate=config.learning_rate, momentum=config.momentum)
-    return keras.optimizers.Adam(learning_rate=config.learning_rate)
+        return InPlaceSGD(learning_rate=rate, momentum=config.momentum, **clip)
+    if config.optimizer == "adamw":
+        return keras.optimizers.AdamW(learning_rate=rate, weight_decay=config.weight_decay, **clip)
+    return keras.optimizers.Adam(learning_rate=rate, **clip)
+
+
+def learning_rate_schedule(config: TrainingConfig, steps_per_epoch: int):
+    """The constant starting rate (`plateau`: halved by a callback) or a warm-up + cosine schedule."""
+    if config.schedule == "plateau":
+        return config.learning_rate
+    steps = max(1, config.epochs * steps_per_epoch)
+    warmup = config.warmup_epochs * steps_per_epoch
+    if not warmup:
+        return keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=steps)
+    return keras.optimizers.schedules.CosineDecay(config.learning_rate / 100, decay_steps=max(1, steps - warmup),
+                                                  warmup_target=config.learning_rate, warmup_steps=warmup)
 
 
 class TrainingDiverged(DeepRegError):
@@ -109,26 +127,49 @@ def fit(dataset: Dataset, data_config: DataConfig, model_config: ModelConfig, tr
     split = dataset.split(data_config)
     labels = dataset.labels(model_config.task, data_config)
     background = data_config.background if data_config.n_encoding == "background" else None
-    model, pair_model = build_models(model_config, dataset.sequence_length, dataset.n_regulators)
+    model, pair_model = build_models(model_config, dataset.sequence_length, dataset.n_regulators,
+                                     n_genes=dataset.n_genes, n_conditions=dataset.n_conditions)
+    offset_notes = {}
+    if model_config.offset != "none":
+        log_ratios = labels if model_config.task == "regression" else dataset.labels("regression", data_config)
+        table, offset_notes = cached_offset(model_config.offset, dataset, log_ratios, split, data_config.split,
+                                            data_config.cache_dir)
+        model.get_layer("baseline_offset").table.assign(table)
     fitted = pair_model if model_config.implementation == "naive" else model
-    fitted.compile(optimizer=make_optimizer(training), loss=MaskedLoss(model_config.task))
     batches = training_batches(dataset, labels, split, model_config, training, background)
+    fitted.compile(optimizer=make_optimizer(training, len(batches)), loss=MaskedLoss(model_config.task))
     schedule = [
         StopOnDivergence(training),
         EpochEvaluation(dataset, labels, split, model_config.task, background, training.train_metrics_genes,
                         training.seed, predictor=model),
-        keras.callbacks.ReduceLROnPlateau(monitor=training.monitor, factor=training.lr_factor,
-                                          patience=training.lr_patience, verbose=0),
         keras.callbacks.EarlyStopping(monitor=training.monitor, patience=training.early_stopping_patience,
                                       restore_best_weights=True, verbose=0),
     ]
+    if training.schedule == "plateau":
+        schedule.insert(2, keras.callbacks.ReduceLROnPlateau(monitor=training.monitor, factor=training.lr_factor,
+                                                             patience=training.lr_patience, verbose=0))
     started = time.perf_counter()
     history = fitted.fit(batches, epochs=training.epochs,
                          callbacks=schedule + list(callbacks), verbose=verbose)
     seconds = time.perf_counter() - started
     scores, test_pairs = evaluate_splits(model, dataset, labels, split, model_config.task, background)
-    return TrainingResult(model=model, history={k: [float(v) for v in vs] for k, vs in history.history.items()},
-                          scores=scores, epochs_run=len(history.epoch), seconds=seconds, test_pairs=test_pairs)
+    history = {k: [float(v) for v in vs] for k, vs in history.history.items()}
+    notes = {**offset_notes, **best_epoch_notes(history, training)}
+    return TrainingResult(model=model, history=history, scores=scores, epochs_run=len(history.get("loss", [])),
+                          seconds=seconds, test_pairs=test_pairs, notes=notes)
+
+
+def best_epoch_notes(history: dict[str, list[float]], training: TrainingConfig) -> dict:
+    """The epoch whose weights were kept, with a warning when it is the first (nothing was learned after it)."""
+    monitored = history.get(training.monitor)
+    if not monitored:
+        return {}
+    best = int(np.nanargmin(monitored)) + 1 if np.isfinite(monitored).any() else 1
+    if best == 1 and len(monitored) > 1:
+        log.warning("the best %s was at epoch 1 of %d: the weights kept are the first epoch's (the model got "
+                    "worse on validation from then on; lower training.learning_rate or regularise)",
+                    training.monitor, len(monitored))
+    return {"best_epoch": best}
 
 
 def training_batches(dataset: Dataset, labels: np.ndarray, split: np.ndarray, model_config: ModelConfig,
@@ -137,10 +178,12 @@ def training_batches(dataset: Dataset, labels: np.ndarray, split: np.ndarray, mo
     if model_config.implementation == "naive":
         return PairBatches(dataset.sequences, dataset.regulator_inputs(), labels, split, TRAIN,
                            batch_pairs=training.block_genes * training.block_conditions, seed=training.seed,
-                           background=background, max_batches=training.max_steps_per_epoch)
+                           background=background, max_batches=training.max_steps_per_epoch,
+                           indices=model_config.uses_gene_index)
     return BlockBatches(dataset.sequences, dataset.regulator_inputs(), labels, split, TRAIN,
                         block_genes=training.block_genes, block_conditions=training.block_conditions,
-                        seed=training.seed, background=background, max_batches=training.max_steps_per_epoch)
+                        seed=training.seed, background=background, max_batches=training.max_steps_per_epoch,
+                        indices=model_config.uses_gene_index)
 
 
 def evaluate_splits(model, dataset: Dataset, labels: np.ndarray, split: np.ndarray, task: str,
