@@ -196,3 +196,18 @@ def test_bilinear_model_beats_the_additive_baseline_on_held_out_genes_with_a_pla
     additive = baselines.score(baselines.fit_predict_additive(labels, split), labels, split, TEST)
     assert result.scores["test"]["pearson_r"] > additive["r"] + 0.3, (result.scores["test"], additive)
     assert result.scores["test"]["pearson_r"] > 0.6
+
+
+def test_offset_tables_are_cached_by_what_they_depend_on(tmp_path):
+    from deepreg.training.offsets import cached_offset
+
+    dataset, labels = _tiny_dataset()
+    split = np.where(np.random.default_rng(6).random(labels.shape) < 0.8, TRAIN, VALIDATION).astype(np.int8)
+    first, notes = cached_offset("trans_ridge", dataset, labels, split, "random", tmp_path)
+    assert len(list(tmp_path.glob("offset-*.npz"))) == 1 and notes["offset"] == "trans_ridge"
+    again, _ = cached_offset("trans_ridge", dataset, labels, split, "random", tmp_path)
+    np.testing.assert_array_equal(first, again)
+    moved, _ = cached_offset("trans_ridge", dataset, labels + 1.0, split, "random", tmp_path)
+    assert len(list(tmp_path.glob("offset-*.npz"))) == 2
+    np.testing.assert_allclose(moved, first + 1.0, atol=1e-3)
+    assert not list(tmp_path.glob(".partial-*"))

@@ -54,7 +54,9 @@ def cached_offset(name: str, dataset: Dataset, labels: np.ndarray, split: np.nda
                   cache_dir: str | Path, folds: int = 5, seed: int = 0) -> tuple[np.ndarray, dict]:
     """`fit_offset`, kept in `cache_dir` under a key of everything it depends on (a sweep's trials and
     a study's seeds share one fit; the fit takes tens of seconds to minutes on the full compendium)."""
-    key = hashlib.sha256(json.dumps([name, dataset.fingerprint, split_kind, folds, seed]).encode()
+    candidates = CANDIDATES if name == "best" else (name,)
+    key = hashlib.sha256(json.dumps([name, candidates, baselines.PROXIMAL_WINDOWS, dataset.fingerprint, split_kind,
+                                     folds, seed]).encode()
                          + np.ascontiguousarray(split).tobytes()
                          + np.ascontiguousarray(np.nan_to_num(labels, nan=1e30)).tobytes()).hexdigest()[:20]
     path = Path(cache_dir) / f"offset-{key}.npz"
