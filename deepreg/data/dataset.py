@@ -7,6 +7,7 @@ sequence input depends only on the gene and the regulator input only on the cond
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -75,8 +76,13 @@ class Dataset:
         classes[np.isnan(values)] = np.nan
         return classes
 
+    @functools.cached_property
+    def promoter_groups(self) -> np.ndarray:
+        """One id per gene, shared by genes with identical promoters (computed once per dataset)."""
+        return splits.promoter_groups(self.sequences)
+
     def split(self, config: DataConfig) -> np.ndarray:
-        groups = splits.promoter_groups(self.sequences) if config.split in ("genes", "genes_and_conditions") else None
+        groups = self.promoter_groups if config.split in ("genes", "genes_and_conditions") else None
         return splits.make_split(self.n_genes, self.n_conditions, config.split, config.split_fractions,
                                  config.split_seed, gene_groups=groups)
 

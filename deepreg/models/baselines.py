@@ -590,6 +590,39 @@ def _ranks(values: np.ndarray) -> np.ndarray:
     return ranks
 
 
+def fit_baseline(
+    name: str,
+    expression: np.ndarray,
+    split: np.ndarray,
+    regulators: np.ndarray | None = None,
+    sequences: np.ndarray | None = None,
+) -> BaselineFit:
+    """Fit one baseline by name (see :data:`BASELINE_NAMES`) on the train pairs."""
+    if name == "zero":
+        return BaselineFit(fit_predict_zero(expression, split))
+    if name == "gene_mean":
+        return BaselineFit(fit_predict_gene_mean(expression, split))
+    if name == "condition_mean":
+        return BaselineFit(fit_predict_condition_mean(expression, split))
+    if name == "additive":
+        return fit_additive(expression, split)
+    if name == "low_rank_completion":
+        return fit_low_rank_completion(expression, split)
+    if name == "trans_ridge":
+        return fit_trans_ridge(expression, split, regulators)
+    if name == "cis_kmer_ridge":
+        return fit_cis_kmer_ridge(expression, split, sequences)
+    if name == "cis_kmer_proximal_ridge":
+        return fit_cis_kmer_ridge(expression, split, sequences, proximal=PROXIMAL_WINDOWS)
+    raise DeepRegError(f"unknown baseline {name!r} (one of {', '.join(BASELINE_NAMES)})")
+
+
+BASELINE_NAMES = ("zero", "gene_mean", "condition_mean", "additive", "low_rank_completion", "trans_ridge",
+                  "cis_kmer_ridge", "cis_kmer_proximal_ridge")
+_NEEDS_REGULATORS = ("trans_ridge",)
+_NEEDS_SEQUENCES = ("cis_kmer_ridge", "cis_kmer_proximal_ridge")
+
+
 def fit_all_baselines(
     expression: np.ndarray,
     split: np.ndarray,
@@ -598,25 +631,14 @@ def fit_all_baselines(
 ) -> dict[str, tuple[BaselineFit, float]]:
     """Fit every baseline on the train pairs: name -> (fit, seconds it took).
 
-    The trans ridge is skipped when ``regulators`` is None, the cis ridge when ``sequences`` is None.
+    The trans ridge is skipped when ``regulators`` is None, the cis ridges when ``sequences`` is None.
     """
-    baselines = {
-        "zero": lambda: BaselineFit(fit_predict_zero(expression, split)),
-        "gene_mean": lambda: BaselineFit(fit_predict_gene_mean(expression, split)),
-        "condition_mean": lambda: BaselineFit(fit_predict_condition_mean(expression, split)),
-        "additive": lambda: fit_additive(expression, split),
-        "low_rank_completion": lambda: fit_low_rank_completion(expression, split),
-    }
-    if regulators is not None:
-        baselines["trans_ridge"] = lambda: fit_trans_ridge(expression, split, regulators)
-    if sequences is not None:
-        baselines["cis_kmer_ridge"] = lambda: fit_cis_kmer_ridge(expression, split, sequences)
-        baselines["cis_kmer_proximal_ridge"] = lambda: fit_cis_kmer_ridge(expression, split, sequences,
-                                                                          proximal=PROXIMAL_WINDOWS)
     fitted = {}
-    for name, fit in baselines.items():
+    for name in BASELINE_NAMES:
+        if (name in _NEEDS_REGULATORS and regulators is None) or (name in _NEEDS_SEQUENCES and sequences is None):
+            continue
         started = time.perf_counter()
-        result = fit()
+        result = fit_baseline(name, expression, split, regulators, sequences)
         fitted[name] = (result, time.perf_counter() - started)
     return fitted
 

@@ -36,18 +36,7 @@ CANDIDATES = ("additive", "low_rank_completion", "trans_ridge", "cis_kmer_ridge"
 
 def fit_baseline(name: str, dataset: Dataset, labels: np.ndarray, split: np.ndarray) -> np.ndarray:
     """G x C predictions of one named baseline, fitted on the training pairs."""
-    if name == "additive":
-        return baselines.fit_additive(labels, split).predictions
-    if name == "low_rank_completion":
-        return baselines.fit_low_rank_completion(labels, split).predictions
-    if name == "trans_ridge":
-        return baselines.fit_trans_ridge(labels, split, dataset.regulator_inputs()).predictions
-    if name == "cis_kmer_ridge":
-        return baselines.fit_cis_kmer_ridge(labels, split, dataset.sequences).predictions
-    if name == "cis_kmer_proximal_ridge":
-        return baselines.fit_cis_kmer_ridge(labels, split, dataset.sequences,
-                                            proximal=baselines.PROXIMAL_WINDOWS).predictions
-    raise ValueError(f"unknown baseline {name!r} (one of {', '.join(CANDIDATES)})")
+    return baselines.fit_baseline(name, labels, split, dataset.regulator_inputs(), dataset.sequences).predictions
 
 
 def cached_offset(name: str, dataset: Dataset, labels: np.ndarray, split: np.ndarray, split_kind: str,
