@@ -122,7 +122,12 @@ class Config:
             where = f"{source}: " if source else ""
             raise DeepRegError(f"{where}unknown key '{prefix}{unknown[0]}' (known keys: {known})")
         kwargs = {name: _coerce(value, types_[name], prefix + name, source) for name, value in values.items()}
-        return cls(**kwargs)
+        try:
+            return cls(**kwargs)
+        except DeepRegError as error:
+            if not source or str(error).startswith(f"{source}:"):
+                raise
+            raise DeepRegError(f"{source}: {error}") from None
 
     @classmethod
     def from_yaml(cls: type[C], path: str | Path, section: str | None = None) -> C:
@@ -187,11 +192,16 @@ def read_yaml_mapping(path: str | Path, section: str | None = None) -> dict[str,
     if not path.is_file():
         raise DeepRegError(f"{path}: no such config file")
     try:
-        content = yaml.safe_load(path.read_text()) or {}
+        content = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as error:
+        raise DeepRegError(f"{path}: byte {error.start} is not UTF-8 text (expected a UTF-8 YAML file)") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark is not None else ""
         raise DeepRegError(f"{path}:{line} is not valid YAML ({getattr(error, 'problem', error)})") from None
+    if content is None:
+        raise DeepRegError(f"{path}: the file is empty; expected a mapping of keys at the top level "
+                           "(leave out --config to use the defaults)")
     if not isinstance(content, dict):
         raise DeepRegError(f"{path}: expected a mapping of keys at the top level")
     if section is None:

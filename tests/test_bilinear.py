@@ -29,6 +29,8 @@ VARIANTS = {
     "embedding": dataclasses.replace(BILINEAR, gene_embedding=True),
     "embedding+offset+head": dataclasses.replace(BILINEAR, gene_embedding=True, offset="additive",
                                                  head=HeadConfig(dense_units=(6,), dropout=0.0)),
+    "both embeddings": dataclasses.replace(BILINEAR, gene_embedding=True, condition_embedding=True),
+    "condition embedding+offset": dataclasses.replace(BILINEAR, condition_embedding=True, offset="additive"),
     "classification": dataclasses.replace(BILINEAR, task="classification", gene_embedding=True),
     "classification+offset": dataclasses.replace(BILINEAR, task="classification", gene_embedding=True,
                                                  offset="additive"),
@@ -161,6 +163,14 @@ def test_gene_embedding_is_refused_where_test_genes_are_unseen():
         with pytest.raises(DeepRegError, match="model.gene_embedding = true clashes with data.split"):
             RunConfig(model=model).with_updates({"data.split": split})
     assert RunConfig(model=model).with_updates({"data.split": "conditions"}).model.gene_embedding
+
+
+def test_condition_embedding_is_refused_where_test_conditions_are_unseen():
+    model = dataclasses.replace(BILINEAR, condition_embedding=True)
+    for split in ("conditions", "genes_and_conditions"):
+        with pytest.raises(DeepRegError, match="model.condition_embedding = true clashes with data.split"):
+            RunConfig(model=model).with_updates({"data.split": split})
+    assert RunConfig(model=model).with_updates({"data.split": "genes"}).model.condition_embedding
 
 
 def test_unknown_fusion_is_refused_when_the_config_is_read():

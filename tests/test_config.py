@@ -75,9 +75,12 @@ def test_shipped_experiment_configs_build_the_paper_models():
         assert config.model.gene_embedding == (split in ("random", "conditions"))
 
 
-def test_shipped_demo_configs_read_and_fit_their_data():
+def test_shipped_demo_studies_read_and_fit_their_data():
     from importlib import resources
+
+    from deepreg.sweeps import load_spec
     for data in ("yeast", "simulated"):
-        config = RunConfig.from_files(resources.files("deepreg") / "configs" / f"demo-{data}.yaml")
-        assert config.data.bundle == data
-        config.model.validate_for(config.data.sequence_length)
+        spec = load_spec(str(resources.files("deepreg") / "configs" / f"demo-{data}-study.yaml"))
+        assert spec.base.data.bundle == data and spec.budget.trials >= 6 and spec.pruner.type != "none"
+        spec.validate_points()
+        spec.base.model.validate_for(spec.base.data.sequence_length)

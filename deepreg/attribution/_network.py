@@ -403,6 +403,10 @@ def read_network(model, target: str | int = "output") -> Network:
     regulator_steps, skip = _regulator_steps(regulator_tower)
     bilinear = isinstance(fusion, BilinearFusion)
     head, task = _head_steps(model, fusion, target, [] if bilinear else _activation_step(fusion, "fusion"))
+    if bilinear and fusion.n_conditions:
+        raise DeepRegError(f"attribution: model '{model.name}' has a per-condition embedding "
+                           "(model.condition_embedding), which DeepLIFT here does not read; attribute a model "
+                           "without it")
     if bilinear:
         kind, weights = BILINEAR, {"bilinear": fusion.attribution_weights(), "interaction": fusion.interaction}
     else:

@@ -129,9 +129,13 @@ def mask_sites(sequences: np.ndarray, mask: np.ndarray, background=None) -> np.n
     return out
 
 
-def tf_knockout(model, sequences, regulators, regulator_index: int, site_mask: np.ndarray, *, fold: float = 32.0,
+def tf_knockout(model, sequences, regulators, regulator_index, site_mask: np.ndarray, *, fold: float = 32.0,
                 func=predict, baseline=None, background=None, name: str = "", **kwargs) -> TFKnockout:
-    """Remove a TF's sites (mask G x L -> N) and lower its expression `fold`-fold (log2 input - log2 fold)."""
+    """Remove a TF's sites (mask G x L -> N) and lower its expression `fold`-fold (log2 input - log2 fold).
+
+    `regulator_index`: one regulator position, or several (a double deletion such as msn2/4).
+    `regulators` holds only the conditions to predict (with `condition_index` for models that read it).
+    """
     if fold <= 0:
         raise DeepRegError(f"TF knock-out: the expression factor must be positive, got {fold}")
     from deepreg.data.encoding import as_model_input

@@ -221,31 +221,34 @@ def known_motifs(source: str | None = None) -> tuple[dict[str, np.ndarray], str]
 # TomTom
 # --------------------------------------------------------------------------------------------------
 def tomtom(queries: dict[str, np.ndarray], targets: dict[str, np.ndarray], *, n_jobs: int = -1) -> pd.DataFrame:
-    """Every query against every target with memelite's TomTom: p-values and per-query q-values.
+    """Every query against every target with memelite's TomTom: p-values and q-values.
 
-    q-values are Benjamini-Hochberg over each query's comparisons with all targets (as MEME's
-    TomTom reports them). Returns one row per (query, target) pair.
+    `q_value` is Benjamini-Hochberg over all queries x targets: a run matches hundreds of filters,
+    and per-query correction (MEME TomTom's, kept as `q_value_per_query`) lets unrelated motifs pass
+    q < 0.05 on simulated data. Returns one row per (query, target) pair.
     """
     from memelite import tomtom as _tomtom
 
     if not queries or not targets:
         return pd.DataFrame(columns=["query", "target", "target_id", "target_name", "p_value", "q_value",
-                                     "offset", "overlap", "strand"])
+                                     "q_value_per_query", "offset", "overlap", "strand"])
     query_names, target_names = list(queries), list(targets)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         p, _, offsets, overlaps, strands = _tomtom([np.asarray(queries[q], np.float64).T for q in query_names],
                                                    [np.asarray(targets[t], np.float64).T for t in target_names],
                                                    n_jobs=n_jobs)
-    q = np.vstack([benjamini_hochberg(row) for row in p])
+    q = benjamini_hochberg(p)
+    q_per_query = np.vstack([benjamini_hochberg(row) for row in p])
     rows = []
     for i, query in enumerate(query_names):
         for j, target in enumerate(target_names):
             identifier, _, name = target.partition(" ")
             rows.append((query, target, identifier, name or identifier, float(p[i, j]), float(q[i, j]),
-                         int(offsets[i, j]), int(overlaps[i, j]), "-" if strands[i, j] else "+"))
+                         float(q_per_query[i, j]), int(offsets[i, j]), int(overlaps[i, j]),
+                         "-" if strands[i, j] else "+"))
     return pd.DataFrame(rows, columns=["query", "target", "target_id", "target_name", "p_value", "q_value",
-                                       "offset", "overlap", "strand"])
+                                       "q_value_per_query", "offset", "overlap", "strand"])
 
 
 def best_matches(comparisons: pd.DataFrame, threshold: float = 0.05) -> pd.DataFrame:
@@ -258,6 +261,16 @@ def best_matches(comparisons: pd.DataFrame, threshold: float = 0.05) -> pd.DataF
     best["significant_targets"] = best["query"].map(counts).fillna(0).astype(int)
     best["matched"] = best["q_value"] < threshold
     return best.sort_values("p_value", kind="stable").reset_index(drop=True)
+
+
+def matched_counts(best: pd.DataFrame, thresholds=(0.1, 0.05)) -> dict:
+    """Queries whose best match passes each q threshold, and the TF names they match."""
+    out = {}
+    for threshold in thresholds:
+        passed = best[best["q_value"] < threshold] if len(best) else best
+        out[f"matched_q{threshold:g}"] = int(len(passed))
+        out[f"matched_tfs_q{threshold:g}"] = sorted(set(passed["target_name"].astype(str))) if len(passed) else []
+    return out
 
 
 def base_id(identifier: str) -> str:

@@ -178,3 +178,42 @@ def target_tests(per_gene_abs: np.ndarray, targets: dict[int, np.ndarray], regul
         table["q_value"] = benjamini_hochberg(table["p_value"].to_numpy())
         table = table.sort_values("p_value", kind="stable").reset_index(drop=True)
     return table
+
+
+# --------------------------------------------------------------------------------------------------
+# Published regulator rankings (yeast)
+# --------------------------------------------------------------------------------------------------
+NOTEBOOK_TOP10 = ("GAC1", "RAS1", "USV1", "MSN2", "PDR3", "YVH1", "PRR2", "SLT2", "BAS1", "SIP2")
+KUNDAJE_2006_TOP_PARENTS = ("SIP2", "SLT2", "USV1", "GAC1", "MSN2", "MTH1", "PPT1", "YVH1", "HAP4")
+PUBLISHED_RANKINGS = {"notebook top 10": NOTEBOOK_TOP10, "Kundaje 2006 top parents": KUNDAJE_2006_TOP_PARENTS,
+                      "either": tuple(dict.fromkeys(NOTEBOOK_TOP10 + KUNDAJE_2006_TOP_PARENTS))}
+
+
+def published_overlap(table: pd.DataFrame, k: int = 10, rankings: dict[str, tuple[str, ...]] = PUBLISHED_RANKINGS,
+                      columns: dict[str, str] | None = None) -> pd.DataFrame:
+    """Overlap of the top k regulators with each published list, and its hypergeometric p-value.
+
+    The universe is the regulators of the table; a published name that is not among them is left out
+    of the list (so it cannot be drawn). p = P(overlap >= observed) when k regulators are drawn at random.
+    `columns`: {method: score column} ranked in decreasing order (default DeepLIFT and, when present,
+    gradient x input).
+    """
+    from scipy.stats import hypergeom
+
+    columns = columns or {"deeplift": "deeplift_abs_sum", "gradient_x_input": "gradient_x_input_abs_sum"}
+    symbols = table["symbol"].astype(str).str.upper()
+    universe = set(symbols)
+    rows = []
+    for method, column in columns.items():
+        if column not in table:
+            continue
+        top = symbols[table[column].sort_values(ascending=False, kind="stable").index[:k]].tolist()
+        for name, listed in rankings.items():
+            present = [symbol for symbol in listed if symbol.upper() in universe]
+            shared = [symbol for symbol in top if symbol in {p.upper() for p in present}]
+            p_value = float(hypergeom.sf(len(shared) - 1, len(universe), len(present), min(k, len(universe))))
+            rows.append({"method": method, "published": name, "listed": len(listed), "among_regulators": len(present),
+                         "top_k": k, "overlap": len(shared), "shared": ", ".join(shared),
+                         "expected_overlap": k * len(present) / len(universe) if universe else float("nan"),
+                         "p_value": p_value})
+    return pd.DataFrame(rows)

@@ -5,7 +5,11 @@ it and its data (the run's `data.*` params), then:
 
 1. regulator importance: DeepLIFT (reference: zero expression or the mean) and gradient x input for
    every (gene, condition) pair, summed as |score| per regulator; ranked table and distribution;
+   next to published rankings (the notebook's top 10, Kundaje et al. 2006's top parents: overlap and
+   hypergeometric p);
 2. known-target check: one-sided Mann-Whitney U of targets vs other genes, per regulator with targets;
+   and the decoy-controlled test per reference table (`--known-targets`: AUROC of each TF on its targets,
+   its rank among all regulators on the same targets, empirical p, BH q; `known_targets.py`);
 3. sequence attribution: DeepLIFT with dinucleotide-shuffled references and gradient x input on the
    promoters of the most variable genes, summed over conditions; the per-position aggregate (position
    bias) and plots of chosen genes;
@@ -14,7 +18,11 @@ it and its data (the run's `data.*` params), then:
 5. in-silico knock-outs: filters (Fisher test of the most moved genes against the matched TF's
    targets) and TFs (sites -> N, expression / 32; targets vs others per condition group; Spearman with a
    measured profile when given);
-6. ground-truth checks when the data has a truth folder (the bundled simulated data).
+   and knock-outs against the deletions measured in the compendium (`deletions.py`);
+6. ground-truth checks when the data has a truth folder (the bundled simulated data);
+7. what part of the predictions comes through per-gene / per-condition lookup terms (embeddings, a
+   baseline table), which is not regulation (`gene_terms.py`).
+With `--results-json` the headline figures are written as one JSON record (`results_record`).
 """
 
 from __future__ import annotations
@@ -62,6 +70,10 @@ class AttributionConfig(Config):
     condition_groups: str | None = None
     measured: str | None = None
     truth: str | None = "auto"
+    known_targets: tuple[str, ...] = ()
+    known_target_q: float = 0.1
+    measured_deletions: bool = True
+    deletion_top_genes: int = 200
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -71,6 +83,10 @@ class AttributionConfig(Config):
             raise DeepRegError(f"attribution.q_threshold: expected a value in (0, 1), got {self.q_threshold}")
         if self.fold <= 0:
             raise DeepRegError(f"attribution.fold: expected a positive factor, got {self.fold}")
+        if not 0 < self.known_target_q < 1:
+            raise DeepRegError(f"attribution.known_target_q: expected a value in (0, 1), got {self.known_target_q}")
+        if self.deletion_top_genes < 3:
+            raise DeepRegError(f"attribution.deletion_top_genes: expected at least 3 genes, got {self.deletion_top_genes}")
 
 
 @dataclasses.dataclass
@@ -124,8 +140,12 @@ def keyword_condition_groups(conditions) -> dict[str, np.ndarray]:
 # --------------------------------------------------------------------------------------------------
 def run_attribution(model_uri: str, config: AttributionConfig = AttributionConfig(), *, tracking_uri: str | None = None,
                     experiment: str = "deepreg", run_name: str | None = None, keep: str | Path | None = None,
-                    say: Callable[[str], None] = print) -> AttributionRun:
-    """Run the attribution stage for `model_uri` as a new MLflow run; `keep` also copies the outputs there."""
+                    say: Callable[[str], None] = print, results_json: str | Path | None = None,
+                    command: str = "") -> AttributionRun:
+    """Run the attribution stage for `model_uri` as a new MLflow run; `keep` also copies the outputs there.
+
+    `results_json`: also write the headline figures there (`results_record`; `command` is recorded in it).
+    """
     import mlflow
 
     from deepreg.attribution._network import read_network
@@ -182,6 +202,10 @@ def run_attribution(model_uri: str, config: AttributionConfig = AttributionConfi
         client.set_terminated(run_id, "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
         raise
     client.set_terminated(run_id, "FINISHED")
+    if results_json:
+        record = results_record(summary, model_uri, command, run_id)
+        Path(results_json).parent.mkdir(parents=True, exist_ok=True)
+        Path(results_json).write_text(json.dumps(_jsonable(record), indent=2) + "\n")
     if source.name and source.version:
         try:
             client.set_model_version_tag(source.name, source.version, "deepreg.attribution_run_id", run_id)
@@ -289,6 +313,9 @@ def _compute(model, network, dataset, data_config, config: AttributionConfig, ou
                          "gradient_x_input_rank") if c in table]
     report.table(table[shown], max_rows=20, caption="ranked by the DeepLIFT sum of |score|")
     report.figure(figures / "regulator_methods.png", "DeepLIFT vs gradient x input per regulator")
+    published = _published_overlap(table, report, tables)
+    if published is not None:
+        summary["regulators"]["published_overlap"] = published
 
     # ---------------------------------------------------------------- 2. known targets
     target_sets = _targets(config, truth, dataset, genes)
@@ -308,6 +335,12 @@ def _compute(model, network, dataset, data_config, config: AttributionConfig, ou
     else:
         tests = None
         report.text("No target list was given (--targets), and the data has no ground truth.")
+    references = _reference_target_sets(config, dataset, genes, target_sets, truth)
+    if references:
+        started = time.perf_counter()
+        summary["known_targets"] = _known_target_section(references, sums, gradient_sums, dataset, config, report,
+                                                         tables, figures)
+        timings["known_targets_s"] = time.perf_counter() - started
 
     # ---------------------------------------------------------------- 3. sequence attribution
     say("predictions for all pairs ...")
@@ -367,14 +400,17 @@ def _compute(model, network, dataset, data_config, config: AttributionConfig, ou
     timings["motifs_s"] = time.perf_counter() - started
     n_matched = int(best["matched"].sum())
     summary["motifs"] = {"filters": len(filters.pwms) + len(filters.inactive), "filters_active": len(filters.pwms),
-                         "filters_matched": n_matched, "known_motifs": len(known)}
+                         "filters_matched": n_matched, "known_motifs": len(known), **motifs.matched_counts(best)}
     report.heading("4. Motifs from first-layer filters")
     report.text(f"For each of the {len(filters.pwms)} active first-layer filters ({len(filters.inactive)} others "
                 f"never activate), the PWM of its {config.top_subsequences} "
                 f"most activating promoter subsequences (flanks under 0.25 bits trimmed), matched with TomTom "
-                f"(memelite) against {len(known)} {known_label} motifs; q-values are Benjamini-Hochberg over each "
-                f"filter's comparisons. {n_matched} filters match a known motif at q < {config.q_threshold}. "
-                "All PWMs are in motifs/filters.meme.")
+                f"(memelite) against {len(known)} {known_label} motifs; q-values are Benjamini-Hochberg over all "
+                f"{len(filters.pwms)} x {len(known)} filter x motif comparisons (not within each filter). "
+                f"{n_matched} filters match a known motif at q < {config.q_threshold}; "
+                f"{summary['motifs']['matched_q0.1']} at q < 0.1 "
+                f"({', '.join(summary['motifs']['matched_tfs_q0.1'][:40]) or 'none'}) and "
+                f"{summary['motifs']['matched_q0.05']} at q < 0.05. All PWMs are in motifs/filters.meme.")
     report.table(best[["query", "consensus", "target", "p_value", "q_value", "strand", "significant_targets"]],
                  max_rows=20, caption="best match of each filter")
     report.figure(figures / "filter_logos.png", "matched filters (left) and their best known motif (right)")
@@ -480,6 +516,23 @@ def _compute(model, network, dataset, data_config, config: AttributionConfig, ou
     else:
         report.text("No TF knock-out requested (--knockout NAME[=MOTIF]) and no ground truth to choose planted TFs.")
     summary["knockouts"] = {"filters": len(filter_table), "tfs": tf_summary}
+    if config.measured_deletions:
+        started = time.perf_counter()
+        deleted = _measured_deletion_section(model, sequences, inputs, dataset, data_config, genes, regulator_at,
+                                             config, known, background, report, tables)
+        timings["measured_deletions_s"] = time.perf_counter() - started
+        if deleted:
+            summary["knockouts"]["measured_deletions"] = deleted
+    summary["held_out_conditions"] = _held_out_names(dataset, data_config)
+
+    # ---------------------------------------------------------------- 7. lookup terms
+    started = time.perf_counter()
+    lookup = _lookup_term_section(model, sequences, inputs, baseline, genes, background, report, tables)
+    timings["lookup_terms_s"] = time.perf_counter() - started
+    if lookup:
+        summary["lookup_terms"] = lookup
+    summary["training_split"] = {"kind": data_config.split, "fractions": list(data_config.split_fractions),
+                                 "seed": data_config.split_seed}
 
     # ---------------------------------------------------------------- 6. ground truth
     if truth is not None:
@@ -543,10 +596,233 @@ def _compute(model, network, dataset, data_config, config: AttributionConfig, ou
     summary_html.text(f"Top regulators (DeepLIFT): {top}. Filters matched to known motifs: {n_matched} of "
                       f"{len(filters.pwms)} active." + (f" TF-MoDISco patterns matched: {summary['modisco']['matched']} of "
                                                   f"{summary['modisco']['patterns']}." if "modisco" in summary else ""))
+    held_out = summary["held_out_conditions"]
+    summary_html.text(f"Conditions held out of training (data.exclude_conditions): {len(held_out)}"
+                      + (f" ({'; '.join(held_out)})." if held_out else "."))
+    for name, values in summary.get("known_targets", {}).items():
+        summary_html.text(f"Known targets ({name}): {values['tfs_tested']} TFs tested, "
+                          f"{values['fraction_tfs_auroc_above_half']:.0%} with AUROC > 0.5 and "
+                          f"{values[f'fraction_tfs_q_below_{config.known_target_q:g}']:.0%} with decoy-controlled "
+                          f"q < {config.known_target_q:g}.")
     report.parts[summary_slot:summary_slot] = summary_html.parts
     report.write(out / "report.html")
     (out / "summary.json").write_text(json.dumps(_jsonable(summary), indent=2))
     return summary
+
+
+def _published_overlap(table: pd.DataFrame, report, tables: Path) -> dict | None:
+    """Top-10 overlap with the notebook's and Kundaje 2006's regulators, when the data has those genes."""
+    from deepreg.attribution import regulators
+
+    overlap = regulators.published_overlap(table)
+    if not len(overlap) or overlap["among_regulators"].max() == 0:
+        return None
+    overlap.to_csv(tables / "published_regulator_overlap.tsv", sep="\t", index=False)
+    report.text(f"Top 10 regulators against published rankings: the notebook's top 10 "
+                f"({', '.join(regulators.NOTEBOOK_TOP10)}) and the top parents of Kundaje et al. 2006 "
+                f"({', '.join(regulators.KUNDAJE_2006_TOP_PARENTS)}); overlap and hypergeometric p over the "
+                f"{len(table)} regulators (names not among them are left out of the list).")
+    report.table(overlap, caption="overlap of the top 10 with published regulators")
+    either = overlap[(overlap["method"] == "deeplift") & (overlap["published"] == "either")].iloc[0]
+    return {"top10_overlap_known": int(either["overlap"]), "top10_overlap_p": float(either["p_value"]),
+            "rows": overlap.to_dict(orient="records")}
+
+
+def _reference_target_sets(config: AttributionConfig, dataset, genes, target_sets, truth) -> dict:
+    """{reference name: (label, {regulator index: gene positions})}: the --known-targets tables, else the
+    --targets file or the truth's targets (so simulated data gets the decoy-controlled test too)."""
+    from deepreg.attribution import known_targets
+
+    if config.known_targets:
+        out = {}
+        for reference in known_targets.load_references(config.known_targets):
+            resolved = known_targets.resolve_reference(reference, dataset, genes)
+            if not resolved:
+                raise DeepRegError(f"known targets {reference.source}: none of its TFs is a regulator of the data "
+                                   "with targets among its genes (TFs are matched by ORF id or gene symbol)")
+            out[reference.name] = (reference.label, resolved)
+        return out
+    if target_sets:
+        return {"targets" if config.targets else "truth": ("the given targets" if config.targets else
+                                                           "the simulation's planted targets", target_sets)}
+    return {}
+
+
+def _known_target_section(references: dict, sums, gradient_sums, dataset, config: AttributionConfig, report,
+                          tables: Path, figures: Path) -> dict:
+    from deepreg.attribution import known_targets
+
+    scores = {"deeplift": sums.per_gene_abs, "deeplift_share": known_targets.per_gene_share(sums.per_gene_abs)}
+    if gradient_sums is not None:
+        scores.update({"gradient_x_input": gradient_sums.per_gene_abs,
+                       "gradient_x_input_share": known_targets.per_gene_share(gradient_sums.per_gene_abs)})
+    ranks = {method: known_targets.column_ranks(per_gene) for method, per_gene in scores.items()}
+    q = config.known_target_q
+    results, frames, for_plot = {}, [], {}
+    for name, (label, target_sets) in references.items():
+        results[name] = {"label": label}
+        for method, per_gene in scores.items():
+            table, decoys = known_targets.decoy_target_tests(per_gene, target_sets, dataset.regulators,
+                                                             dataset.regulator_symbols, reference=name, method=method,
+                                                             ranks=ranks[method])
+            frames.append(table)
+            if method == "deeplift":
+                for_plot[name] = (table, decoys)
+            values = known_targets.summarise(table, q)
+            for tf in ("MSN2", "MSN4"):
+                line = known_targets.tf_line(table, tf)
+                if line is not None:
+                    values[tf.lower()] = line
+            if method == "deeplift":
+                results[name].update(values)
+            else:
+                results[name][{"deeplift_share": "per_gene_share"}.get(method, method)] = values
+    every = pd.concat(frames, ignore_index=True)
+    every.to_csv(tables / "known_target_decoy_tests.tsv", sep="\t", index=False)
+    known_targets.plot_auroc_null(for_plot, figures / "known_target_auroc.png")
+    report.heading("Decoy-controlled known-target test", level=3)
+    report.text("Per TF with targets among the scored genes: the AUROC of its per-gene attribution (sum of "
+                "|DeepLIFT| over conditions) for its known targets against the other genes, and the same AUROC "
+                "for every other regulator on that target set (the decoys). Rank 1 = no regulator separates the "
+                "targets better; p = (1 + decoys with AUROC >= the TF's) / (1 + decoys); q = Benjamini-Hochberg "
+                "across the TFs of a reference. A Mann-Whitney test without decoys (mwu_p, the paper's test) "
+                "passes for most regulators on any set of highly variable genes; this one can fail. The rows "
+                "'deeplift_share' repeat the test on each gene's attribution shares (a regulator's part of the gene's "
+                "total over regulators), which removes the gene-variability factor all regulators share.")
+    summary_rows = [{"reference": name, "what": values["label"], "TFs tested": values["tfs_tested"],
+                     "AUROC > 0.5": f"{values['tfs_auroc_above_half']} ({values['fraction_tfs_auroc_above_half']:.0%})",
+                     f"q < {q:g}": f"{values[f'tfs_q_below_{q:g}']} ({values[f'fraction_tfs_q_below_{q:g}']:.0%})",
+                     "median AUROC": values["median_auroc"], "median rank": values["median_rank"],
+                     f"q < {q:g} (shares)": f"{values['per_gene_share'][f'tfs_q_below_{q:g}']} "
+                                            f"({values['per_gene_share'][f'fraction_tfs_q_below_{q:g}']:.0%})"}
+                    for name, values in results.items()]
+    report.table(pd.DataFrame(summary_rows), caption="per reference (DeepLIFT)")
+    for name, values in results.items():
+        for tf in ("msn2", "msn4"):
+            if tf in values:
+                line = values[tf]
+                report.text(f"{tf.upper()} ({name}): {line['targets']} targets, AUROC {line['auroc']:.3f}, rank "
+                            f"{line['rank']} of {line['regulators']}; paper-style p (Mann-Whitney, no decoys) = "
+                            f"{line['mwu_p']:.2g}; decoy-controlled p = {line['decoy_p']:.2g} (q {line['q_value']:.2g})"
+                            + (f"; on attribution shares rank {values['per_gene_share'][tf]['rank']}, decoy p "
+                               f"{values['per_gene_share'][tf]['decoy_p']:.2g}." if tf in values["per_gene_share"] else "."))
+    report.figure(figures / "known_target_auroc.png", "AUROC of each TF on its own targets (red) against the "
+                                                     "decoy regulators on the same targets (grey)")
+    for method in ("deeplift", "deeplift_share"):
+        report.table(every[every["method"] == method].head(30), max_rows=30, caption=f"TFs, best first ({method})")
+    return results
+
+
+def _held_out_names(dataset, data_config) -> list[str]:
+    from deepreg.data.splits import excluded_conditions
+
+    if not data_config.exclude_conditions:
+        return []
+    return [dataset.conditions[i] for i in excluded_conditions(dataset.conditions, data_config.exclude_conditions)]
+
+
+def _measured_deletion_section(model, sequences, inputs, dataset, data_config, genes, regulator_at, config,
+                               known, background, report, tables: Path) -> dict:
+    """Knock-outs against the deletion arrays of the compendium (Gasch 2000), when the data has them."""
+    from deepreg.attribution import deletions
+    from deepreg.data.splits import excluded_conditions
+
+    held_out = (excluded_conditions(dataset.conditions, data_config.exclude_conditions)
+                if data_config.exclude_conditions else [])
+    table = deletions.deletion_checks(model, sequences, inputs, dataset.expression[genes], dataset.conditions,
+                                      regulator_at, fold=config.fold,
+                                      site_mask=lambda motif: _site_mask(sequences, motif, known), held_out=held_out,
+                                      n_top=config.deletion_top_genes, background=background, gene_index=genes)
+    if not len(table):
+        return {}
+    table.to_csv(tables / "measured_deletion_knockouts.tsv", sep="\t", index=False)
+    report.heading("Knock-outs against measured deletions", level=3)
+    all_held = bool(table["mutants_held_out"].all())
+    report.text(f"In-silico knock-out predicted in the wild-type array only: the TFs' regulator inputs lowered "
+                f"{config.fold:g}-fold (log2 ratio - {np.log2(config.fold):.0f}; the data are log2 ratios) and, in one "
+                "variant, their sites (consensus and reverse complement) masked to N in every promoter; compared with "
+                "the measured deletion minus wild type (mean over the deletion arrays): Spearman over all genes and "
+                f"over the {config.deletion_top_genes} genes whose measured change is largest. "
+                + ("The deletion arrays were held out of training (data.exclude_conditions)." if all_held else
+                   "Warning: some deletion arrays were used in training (see mutants_held_out): set "
+                   "data.exclude_conditions to hold them out for an honest test."))
+    report.table(table[["deletion", "variant", "tfs", "motif", "condition_numbers", "mutants_held_out", "genes",
+                        "spearman", "spearman_p", "top_genes", "spearman_top", "genes_with_sites"]], max_rows=20)
+    out = {}
+    for row in table.itertuples():
+        key = row.deletion + ("" if row.variant.startswith("sites") else "_no_masking")
+        out[key] = {"spearman": row.spearman, "spearman_top": row.spearman_top, "genes": row.genes,
+                    "mutants_held_out": bool(row.mutants_held_out)}
+    return out
+
+
+def _lookup_term_section(model, sequences, inputs, baseline, genes, background, report, tables: Path) -> dict:
+    from deepreg.attribution.gene_terms import lookup_term_shares
+
+    shares = lookup_term_shares(model, sequences, inputs, baseline=baseline, background=background, gene_index=genes)
+    if not len(shares):
+        return {}
+    shares.to_csv(tables / "lookup_terms.tsv", sep="\t", index=False)
+    report.heading("7. Per-gene and per-condition lookup terms (not regulation)")
+    report.text("Parts of the prediction read from the gene's or condition's row (an embedding, a baseline "
+                "table), not from the promoter or the regulators. DeepLIFT scores give them nothing (they are the "
+                "same at the input and the reference), so they are not counted as regulation; their share of the "
+                "prediction variance over all pairs, var(f - f without the term) / var(f), is what the regulator "
+                "and sequence scores cannot explain.")
+    report.table(shares)
+    return {row.term.split(" (")[0].replace(" ", "_"): {"variance_share": row.variance_share,
+                                                         "mean_abs_part": row.mean_abs_part}
+            for row in shares.itertuples()}
+
+
+RESULT_REFERENCE = "balaji2006"
+
+
+def results_record(summary: dict, model_uri: str, command: str, run_id: str = "") -> dict:
+    """The headline figures of a run (the keys of docs/results/attribution-yeast.json).
+
+    Top-level known-target figures are Balaji 2006's when it was used, else the first reference's;
+    `per_reference` has every reference. Figures a run could not compute are null.
+    """
+    references = summary.get("known_targets", {})
+    main = references.get(RESULT_REFERENCE) or next(iter(references.values()), {})
+    deletions = summary.get("knockouts", {}).get("measured_deletions", {})
+    published = summary.get("regulators", {}).get("published_overlap", {})
+    motifs = summary.get("motifs", {})
+
+    def tf_p(name):
+        line = main.get(name)
+        return None if line is None else line["mwu_p"]
+
+    def tf_decoy_p(name):
+        line = main.get(name)
+        return None if line is None else line["decoy_p"]
+
+    def rho(key):
+        return deletions[key]["spearman"] if key in deletions else None
+
+    return {
+        "model_uri": model_uri, "attribution_run_id": run_id,
+        "training_split": summary.get("training_split"),
+        "conditions_held_out": summary.get("held_out_conditions", []),
+        "known_target_reference": RESULT_REFERENCE if RESULT_REFERENCE in references else next(iter(references), None),
+        "tfs_tested": main.get("tfs_tested"),
+        "fraction_tfs_auroc_above_half": main.get("fraction_tfs_auroc_above_half"),
+        "fraction_tfs_q_below_0.1": main.get("fraction_tfs_q_below_0.1"),
+        "per_reference": {name: {key: value for key, value in values.items()
+                                 if key not in ("gradient_x_input", "gradient_x_input_share")}
+                          for name, values in references.items()},
+        "msn2_target_p": tf_p("msn2"), "msn4_target_p": tf_p("msn4"),
+        "msn2_target_decoy_p": tf_decoy_p("msn2"), "msn4_target_decoy_p": tf_decoy_p("msn4"),
+        "msn24_knockout_spearman_heat": rho("msn24_heat"), "msn24_knockout_spearman_h2o2": rho("msn24_h2o2"),
+        "yap1_knockout_spearman_heat": rho("yap1_heat"), "yap1_knockout_spearman_h2o2": rho("yap1_h2o2"),
+        "measured_deletions": deletions,
+        "filters_matched_q0.1": motifs.get("matched_q0.1"), "filters_matched_q0.05": motifs.get("matched_q0.05"),
+        "filters_matched_tfs_q0.1": motifs.get("matched_tfs_q0.1"),
+        "top10_overlap_known": published.get("top10_overlap_known"), "top10_overlap_p": published.get("top10_overlap_p"),
+        "lookup_terms": summary.get("lookup_terms", {}),
+        "command": command,
+    }
 
 
 def _jsonable(value):

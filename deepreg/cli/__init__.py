@@ -2,12 +2,14 @@
 
 Subcommands live in the private modules of this package (`_train.py`, `_demo.py`, ...); each
 exposes `register(subparsers)` and is found automatically. A `DeepRegError` becomes one line on
-stderr and exit status 2.
+stderr and exit status 2, and so does a full disk (ENOSPC). SIGTERM is handled as Ctrl-C is (a run
+in progress is marked KILLED with what it has logged), exit status 143.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import os
@@ -15,6 +17,8 @@ import pkgutil
 import sys
 
 from deepreg import __version__
+from deepreg._quiet import import_keras_quietly
+from deepreg._signals import Terminated, stop_on_sigterm
 from deepreg.errors import DeepRegError
 
 
@@ -40,6 +44,22 @@ def _quiet_libraries(verbose: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.INFO if verbose else logging.WARNING)
 
 
+# A dead tracking server must fail in seconds, not after MLflow's default of 7 retries with doubling
+# waits and 120 s per request; the user's own environment settings win.
+MLFLOW_HTTP_LIMITS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                      "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+
+
+def _bound_tracking_retries() -> None:
+    for name, value in MLFLOW_HTTP_LIMITS.items():
+        os.environ.setdefault(name, value)
+
+
+def _disk_full_message(error: OSError) -> str:
+    where = f" writing {error.filename}" if error.filename else ""
+    return f"no space left on device{where}; free some space (or point data.cache_dir / --tracking-uri elsewhere)"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -47,11 +67,23 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     _quiet_libraries(args.verbose)
+    if not args.verbose:
+        import_keras_quietly()
+    _bound_tracking_retries()
+    stop_on_sigterm()
     try:
         return int(args.func(args) or 0)
     except DeepRegError as error:
         print(f"deepreg {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:
+        if error.errno != errno.ENOSPC:
+            raise
+        print(f"deepreg {args.command}: error: {_disk_full_message(error)}", file=sys.stderr)
+        return 2
+    except Terminated:
+        print(f"deepreg {args.command}: terminated (SIGTERM)", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print(f"deepreg {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -39,5 +39,8 @@ def run_promote(args: argparse.Namespace) -> int:
     print(f"alias '{result.alias}' -> version {result.version}"
           + (f" (previous champion: version {result.previous_version}, still models:/{result.name}/{result.previous_version})"
              if result.previous_version else ""))
+    if result.baseline is not None:
+        print(("" if result.baseline.beaten else "warning: ") + result.baseline.describe()
+              + ("" if result.baseline.beaten else "; promoted anyway"))
     print(f"use it as: {result.registry_uri}    e.g. deepreg attribute --model {result.registry_uri}")
     return 0

@@ -19,7 +19,10 @@ def register(subparsers) -> None:
     add_tracking_options(train)
     train.set_defaults(func=run_train)
 
-    prepare = subparsers.add_parser("prepare", help="read the input files into the cached dataset and summarise it")
+    prepare = subparsers.add_parser("prepare", help="read the input files into the cached dataset and summarise it",
+                                    description="Read and check the input files of a run YAML's data section, write "
+                                                "the dataset cache, and print a summary: genes, conditions, "
+                                                "regulators, missing cells and the observed pairs of each split.")
     prepare.add_argument("--config", help="run YAML (its data section is used)")
     add_override_option(prepare)
     prepare.set_defaults(func=run_prepare)
@@ -29,13 +32,12 @@ def run_train(args: argparse.Namespace) -> int:
     from deepreg.data.dataset import load_dataset
     from deepreg.training.config import RunConfig
 
-    config = RunConfig.from_files(args.config, model=args.model, overrides=parse_overrides(args.overrides))
-    dataset = load_dataset(config.data)
-
     from deepreg.tracking.store import resolve_tracking_uri
     from deepreg.training.run import tracked_training
 
-    uri = resolve_tracking_uri(args.tracking_uri)
+    config = RunConfig.from_files(args.config, model=args.model, overrides=parse_overrides(args.overrides))
+    uri = resolve_tracking_uri(args.tracking_uri, create=False)
+    dataset = load_dataset(config.data)
     run = tracked_training(config, experiment=args.experiment, tracking_uri=uri, run_name=args.run_name,
                            verbose=keras_verbosity(), dataset=dataset)
     print(format_scores(run.result.scores))
@@ -51,7 +53,7 @@ def run_prepare(args: argparse.Namespace) -> int:
 
     config = RunConfig.from_files(args.config, overrides=parse_overrides(args.overrides)).data
     dataset = load_dataset(config)
-    summary = {**dataset.summary, "fingerprint": dataset.fingerprint, "pairs": describe(dataset.split(config)),
+    summary = {**dataset.summary, "fingerprint": dataset.fingerprint, "pairs": describe(dataset.observed_split(config)),
                "cache": f"{config.cache_dir}/dataset-{dataset.fingerprint}.h5"}
     print(json.dumps(summary, indent=2))
     return 0

@@ -55,6 +55,10 @@ def _register_build_yeast(data_commands) -> None:
                         help="regulator ORFs, one per line (default: the shipped bundle's regulators.txt)")
     parser.add_argument("--targets", metavar="PATH",
                         help="target ORFs, one per line (default: the shipped bundle's targets.txt, if any)")
+    parser.add_argument("--known-targets", metavar="DIR",
+                        help="folder with the known TF -> target tables (balaji2006_targets.tsv.gz, "
+                             "merlin_mac2_targets.tsv.gz, merlin_hu_targets.tsv.gz), shipped restricted to the "
+                             "regulators and genes (default: the shipped bundle's tables, if any)")
     parser.add_argument("--genes-table", metavar="PATH",
                         help="UID GENE FUNC DESCRIP SGDID table (default: the .rda's feature data or the "
                              "PCL's NAME column)")
@@ -98,7 +102,8 @@ def run_build_yeast(args: argparse.Namespace) -> int:
         regulators=args.regulators or _shipped_file(shipped / yeast.REGULATORS_FILE, "--regulators"),
         genes_table=args.genes_table, genome=args.fasta if args.gff3 else args.genome, gff3=args.gff3,
         condition_names=args.condition_names,
-        targets=args.targets or _existing(shipped / yeast.TARGETS_FILE), length=args.length)
+        targets=args.targets or _existing(shipped / yeast.TARGETS_FILE), length=args.length,
+        known_targets=args.known_targets or _shipped_known_targets(shipped))
     _print_bundle_summary(Path(args.out), manifest)
     return 0
 
@@ -121,6 +126,12 @@ def _shipped_file(path: Path, option: str) -> Path:
     return path
 
 
+def _shipped_known_targets(shipped: Path) -> Path | None:
+    from deepreg.data import yeast
+
+    return shipped if any((shipped / t.bundle_file).is_file() for t in yeast.KNOWN_TARGET_TABLES) else None
+
+
 def _existing(path: Path) -> Path | None:
     return path if path.is_file() else None
 
@@ -133,6 +144,9 @@ def _print_bundle_summary(out: Path, manifest: dict) -> None:
           f"{counts['regulators']} regulators")
     print(f"  promoters: {counts['genes_with_promoter']} ({counts['promoters_by_locus_tag']} by locus_tag, "
           f"{counts['promoters_by_synonym']} by synonym), {counts['genes_without_promoter']} genes without one")
+    for name, known in counts.get("known_targets", {}).items():
+        print(f"  {name}: {known['tfs']} TFs among the regulators, {known['edges']} TF -> target edges "
+              f"(of {known['tfs_in_source']} TFs, {known['edges_in_source']} edges in the source)")
 
 
 def run_promoters(args: argparse.Namespace) -> int:

@@ -26,10 +26,15 @@ class DataConfig(Config):
     - `missing`: missing expression cells are left out of the loss (`mask`) or filled with 0 as in
       the original work (`zero`).
     - genes without a promoter, or with a promoter but no expression row, are dropped (counted in the
-      dataset summary); a listed regulator missing from the expression matrix is an error.
+      dataset summary); a listed regulator missing from the expression matrix is an error, or, with
+      `missing_regulators: drop`, is left out with a warning naming it.
     - `targets` (a gene list; a bundle may ship one) restricts the predicted genes; regulators stay
       inputs whether or not they are targets. `max_genes` keeps a fixed random subset (seed 0) of
       them, for quick runs.
+    - `exclude_conditions` (condition names, or regular expressions searched in the names) puts those
+      conditions in no split: they stay in the dataset (attribution compares predictions with them)
+      but are never trained, validated or tested on. The yeast deletion and overexpression arrays are
+      held out this way for the knock-out checks (docs/attribution.md).
     """
 
     bundle: str | None = "simulated"
@@ -47,6 +52,8 @@ class DataConfig(Config):
     split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
     split_seed: int = 0
     max_genes: int | None = None
+    missing_regulators: Literal["error", "drop"] = "error"
+    exclude_conditions: tuple[str, ...] = ()
     cache_dir: str = ".deepreg-cache"
 
     def __post_init__(self) -> None:
@@ -64,7 +71,15 @@ class DataConfig(Config):
             raise DeepRegError("data: give 'bundle' or all of 'expression', 'promoters' and 'regulators'")
         if self.max_genes is not None and self.max_genes < 2:
             raise DeepRegError(f"data.max_genes: expected at least 2 genes, got {self.max_genes}")
+        for index, pattern in enumerate(self.exclude_conditions):
+            if not str(pattern).strip():
+                raise DeepRegError(f"data.exclude_conditions[{index}]: expected a condition name or a regular "
+                                   "expression, got an empty string")
 
     def dataset_key(self) -> dict:
-        """The fields that change the prepared arrays (splits and label policies do not)."""
-        return {"sequence_length": self.sequence_length, "max_genes": self.max_genes}
+        """The fields that change the prepared arrays (splits and label policies do not); a policy
+        joins the key only when it is not its default, so the fingerprints of earlier runs stay valid."""
+        key = {"sequence_length": self.sequence_length, "max_genes": self.max_genes}
+        if self.missing_regulators != "error":
+            key["missing_regulators"] = self.missing_regulators
+        return key

@@ -11,14 +11,13 @@ import functools
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from importlib import resources
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from deepreg._files import WriteFailed, remove_stale_partials, write_bytes_atomically
 from deepreg.data import encoding, readers, splits
 from deepreg.data.config import DataConfig
 from deepreg.errors import DeepRegError
@@ -29,6 +28,7 @@ BUNDLE_FILES = {"expression": "expression.pcl.gz", "promoters": "promoters.fa.gz
                 "regulators": "regulators.txt", "genes": "genes.tsv", "targets": "targets.txt"}
 OPTIONAL_FILES = ("genes", "targets")
 CACHE_FORMAT = 1
+CACHED_NAMES = ("genes", "conditions", "regulators", "symbols", "regulator_symbols")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -83,8 +83,13 @@ class Dataset:
 
     def split(self, config: DataConfig) -> np.ndarray:
         groups = self.promoter_groups if config.split in ("genes", "genes_and_conditions") else None
-        return splits.make_split(self.n_genes, self.n_conditions, config.split, config.split_fractions,
-                                 config.split_seed, gene_groups=groups)
+        split = splits.make_split(self.n_genes, self.n_conditions, config.split, config.split_fractions,
+                                  config.split_seed, gene_groups=groups)
+        return splits.exclude_conditions(split, self.conditions, config.exclude_conditions)
+
+    def observed_split(self, config: DataConfig) -> np.ndarray:
+        """The split with missing cells unused: the pairs that are actually trained and scored on."""
+        return np.where(np.isnan(self.expression), splits.UNUSED, self.split(config)).astype(np.int8)
 
     def display_name(self, index: int) -> str:
         """'MSN2 (YMR037C)' where a symbol is known, else the ORF id."""
@@ -143,14 +148,12 @@ def build_dataset(config: DataConfig, paths: dict[str, Path | None] | None = Non
     regulators = readers.read_id_list(paths["regulators"], "regulator")
     symbols = readers.read_gene_symbols(paths["genes"]) if paths["genes"] else {}
     for orf, name in zip(matrix.genes, matrix.names):
-        if name and orf not in symbols and name != orf:
-            symbols[orf] = name
+        symbol = readers.symbol_from_name(name, orf)
+        if symbol and orf not in symbols:
+            symbols[orf] = symbol
 
     row_of = {gene: row for row, gene in enumerate(matrix.genes)}
-    absent = [r for r in regulators if r not in row_of]
-    if absent:
-        raise DeepRegError(f"{paths['regulators']}: regulator '{absent[0]}' is not a gene of the expression matrix "
-                           f"{paths['expression']} ({len(absent)} of {len(regulators)} regulators missing)")
+    regulators = _regulators_in_matrix(regulators, row_of, config, paths)
     regulator_expression = matrix.values[[row_of[r] for r in regulators]].T.copy()
 
     targets = set(readers.read_id_list(paths["targets"], "target gene")) if paths["targets"] else None
@@ -162,6 +165,7 @@ def build_dataset(config: DataConfig, paths: dict[str, Path | None] | None = Non
         raise DeepRegError(f"{paths['promoters']}: only {len(kept)} genes of {paths['expression']} have a promoter; "
                            "check that both files use the same gene ids")
     genes = tuple(matrix.genes[row] for row in kept)
+    _warn_all_missing(paths["expression"], matrix.values[kept], regulator_expression)
     lengths = np.array([len(promoters[g]) for g in genes])
     summary = {
         "genes_in_expression": len(matrix.genes),
@@ -189,61 +193,132 @@ def build_dataset(config: DataConfig, paths: dict[str, Path | None] | None = Non
     )
 
 
+def _regulators_in_matrix(regulators: tuple[str, ...], row_of: dict[str, int], config: DataConfig,
+                          paths: dict[str, Path | None]) -> tuple[str, ...]:
+    """The listed regulators; those without an expression row stop the run or, with
+    `data.missing_regulators: drop`, are left out with a warning."""
+    absent = [r for r in regulators if r not in row_of]
+    if not absent:
+        return regulators
+    if config.missing_regulators == "error" or len(absent) == len(regulators):
+        raise DeepRegError(f"{paths['regulators']}: regulator '{absent[0]}' is not a gene of the expression matrix "
+                           f"{paths['expression']} ({len(absent)} of {len(regulators)} regulators missing; "
+                           "data.missing_regulators: drop leaves them out)")
+    log.warning("%s: dropped %d of %d regulators that are not genes of %s (data.missing_regulators: drop): %s",
+                paths["regulators"], len(absent), len(regulators), paths["expression"],
+                ", ".join(absent[:10]) + (" ..." if len(absent) > 10 else ""))
+    return tuple(r for r in regulators if r in row_of)
+
+
+def _warn_all_missing(path, expression: np.ndarray, regulator_expression: np.ndarray) -> None:
+    """One warning line counting the genes, conditions and regulators with no measured value at all."""
+    counts = {"genes": (int(np.isnan(expression).all(axis=1).sum()), expression.shape[0]),
+              "conditions": (int(np.isnan(expression).all(axis=0).sum()), expression.shape[1]),
+              "regulators": (int(np.isnan(regulator_expression).all(axis=0).sum()), regulator_expression.shape[1])}
+    if any(empty for empty, _ in counts.values()):
+        shown = ", ".join(f"{empty} of {total} {what}" for what, (empty, total) in counts.items())
+        log.warning("%s: %s have no measured value (every cell missing); they carry nothing to learn from",
+                    path, shown)
+
+
 def load_dataset(config: DataConfig, *, use_cache: bool = True) -> Dataset:
     """The dataset for a config, from the HDF5 cache when its fingerprint matches, else built and cached."""
     paths = input_paths(config)
     key = fingerprint(paths, config)
     cache_file = Path(config.cache_dir) / f"dataset-{key}.h5"
+    if use_cache:
+        remove_stale_partials(cache_file.parent)
     if use_cache and cache_file.is_file():
         try:
             return read_cache(cache_file)
-        except (OSError, KeyError) as error:
-            log.warning("ignoring unreadable cache %s (%s); rebuilding", cache_file, error)
+        except CacheCheckFailed as error:
+            log.warning("dataset cache %s failed its check (%s); rebuilding it", cache_file, error)
     dataset = build_dataset(config, paths)
     if use_cache:
-        write_cache(dataset, cache_file)
+        try:
+            write_cache(dataset, cache_file)
+        except WriteFailed as error:
+            log.warning("%s; continuing without a dataset cache", error)
     return dataset
+
+
+class CacheCheckFailed(Exception):
+    """A cache file that cannot be read back whole: unreadable, another format, or a wrong checksum."""
 
 
 def _strings(values) -> np.ndarray:
     return np.array([v.encode("utf-8") for v in values], dtype=object)
 
 
+def content_checksum(dataset: Dataset) -> str:
+    """SHA-256 of every array and name list of a dataset: what a cache read back must reproduce."""
+    digest = hashlib.sha256()
+    for name in ("sequences", "expression", "regulator_expression"):
+        array = np.ascontiguousarray(getattr(dataset, name))
+        digest.update(f"{name}{array.dtype.str}{array.shape}".encode())
+        digest.update(array.tobytes())
+    for name in CACHED_NAMES:
+        digest.update(json.dumps([name, list(getattr(dataset, name))]).encode())
+    return digest.hexdigest()
+
+
 def write_cache(dataset: Dataset, path: Path) -> Path:
-    """Write atomically: a temporary file in the same folder, renamed into place when complete."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=".partial-", suffix=".h5", dir=path.parent)
-    os.close(handle)
+    """Write the cache whole or not at all, and keep it only if it reads back with the same checksum.
+
+    The HDF5 file is assembled in memory and written by `write_bytes_atomically` (a partial name,
+    a size check, a rename): the HDF5 library does not report a full disk reliably, Python's writes do.
+    """
+    write_bytes_atomically(path, _hdf5_image(dataset), "dataset cache")
     try:
-        with h5py.File(temporary, "w") as store:
-            text = h5py.string_dtype("utf-8")
-            for name in ("genes", "conditions", "regulators", "symbols", "regulator_symbols"):
-                store.create_dataset(name, data=_strings(getattr(dataset, name)), dtype=text)
-            store.create_dataset("sequences", data=dataset.sequences, compression="gzip", compression_opts=4)
-            store.create_dataset("expression", data=dataset.expression)
-            store.create_dataset("regulator_expression", data=dataset.regulator_expression)
-            store.attrs["fingerprint"] = dataset.fingerprint
-            store.attrs["summary"] = json.dumps(dataset.summary)
-            store.attrs["format"] = CACHE_FORMAT
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+        read_cache(path)
+    except CacheCheckFailed as error:
+        path.unlink(missing_ok=True)
+        raise WriteFailed(f"{path}: the dataset cache did not read back as written ({error}); not kept") from None
     return path
 
 
+def _hdf5_image(dataset: Dataset) -> bytes:
+    with h5py.File(f"dataset-{dataset.fingerprint}.h5", "w", driver="core", backing_store=False) as store:
+        text = h5py.string_dtype("utf-8")
+        for name in CACHED_NAMES:
+            store.create_dataset(name, data=_strings(getattr(dataset, name)), dtype=text)
+        store.create_dataset("sequences", data=dataset.sequences, compression="gzip", compression_opts=4)
+        store.create_dataset("expression", data=dataset.expression)
+        store.create_dataset("regulator_expression", data=dataset.regulator_expression)
+        store.attrs["fingerprint"] = dataset.fingerprint
+        store.attrs["summary"] = json.dumps(dataset.summary)
+        store.attrs["format"] = CACHE_FORMAT
+        store.attrs["checksum"] = content_checksum(dataset)
+        store.flush()
+        return store.id.get_file_image()
+
+
 def read_cache(path: Path) -> Dataset:
+    """The cached dataset; `CacheCheckFailed` unless it is whole, of this format, and its checksum holds."""
+    try:
+        dataset, expected = _read_hdf5(path)
+    except (OSError, KeyError, ValueError, TypeError) as error:
+        raise CacheCheckFailed(f"unreadable: {error}") from None
+    if content_checksum(dataset) != expected:
+        raise CacheCheckFailed("its arrays do not match the checksum written with them")
+    return dataset
+
+
+def _read_hdf5(path: Path) -> tuple[Dataset, str]:
     with h5py.File(path, "r") as store:
         if store.attrs.get("format") != CACHE_FORMAT:
-            raise KeyError("cache format changed")
+            raise KeyError(f"cache format {store.attrs.get('format')}, expected {CACHE_FORMAT}")
 
         def strings(name):
             return tuple(v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in store[name][()])
 
-        return Dataset(
+        dataset = Dataset(
             genes=strings("genes"), conditions=strings("conditions"), regulators=strings("regulators"),
             sequences=store["sequences"][()], expression=store["expression"][()],
             regulator_expression=store["regulator_expression"][()], symbols=strings("symbols"),
             regulator_symbols=strings("regulator_symbols"), fingerprint=str(store.attrs["fingerprint"]),
             summary=json.loads(store.attrs["summary"]),
         )
+        if "checksum" not in store.attrs:
+            raise KeyError("written without a checksum (by an earlier version)")
+        return dataset, str(store.attrs["checksum"])

@@ -10,6 +10,7 @@ import dataclasses
 import gzip
 import io
 import re
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,9 @@ from deepreg.errors import DeepRegError
 
 PCL_LEADING_COLUMNS = ("NAME", "GWEIGHT")
 IUPAC_LETTERS = re.compile(r"[^ACGTNRYSWKMBDHV]", re.IGNORECASE)
+SYMBOL = re.compile(r"[A-Z][A-Z0-9-]{1,15}")
+QUOTED_FIELD = r'^\s*"(.*)"\s*$'
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,16 +35,32 @@ class ExpressionMatrix:
     names: tuple[str, ...]
 
 
-def open_text(path: str | Path) -> io.TextIOBase:
-    """Open a text file, transparently decompressing gzip."""
+def read_text(path: str | Path) -> str:
+    """The text of a UTF-8 file (a byte-order mark is dropped), transparently decompressing gzip.
+
+    A truncated or corrupt gzip stream and bytes that are not UTF-8 are refused with the file (and
+    the line of the first bad byte), not left to surface as a decoder's traceback.
+    """
     path = Path(path)
     if not path.is_file():
         raise DeepRegError(f"{path}: no such file")
-    with open(path, "rb") as handle:
-        magic = handle.read(2)
-    if magic == b"\x1f\x8b":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")
+    data = path.read_bytes()
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (EOFError, OSError, zlib.error) as error:
+            raise DeepRegError(f"{path}: truncated or corrupt gzip file ({error}); copy or compress it again") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise DeepRegError(f"{path}: line {line}: byte 0x{data[error.start]:02x} is not UTF-8 text "
+                           "(expected a UTF-8 file; convert it, e.g. iconv -f latin1 -t utf-8)") from None
+
+
+def open_text(path: str | Path) -> io.TextIOBase:
+    """Open a text file (see `read_text`) as a stream; line endings are kept as written."""
+    return io.StringIO(read_text(path), newline="")
 
 
 def read_expression(path: str | Path) -> ExpressionMatrix:
@@ -53,23 +73,55 @@ def read_expression(path: str | Path) -> ExpressionMatrix:
         header_line = handle.readline().rstrip("\r\n")
         if not header_line:
             raise DeepRegError(f"{path}: line 1: empty file, expected a header row")
-        separator = "\t" if "\t" in header_line else ","
-        header = header_line.split(separator)
+        separator = _separator(header_line, path)
         body = handle.read()
-    is_pcl = tuple(h.strip().upper() for h in header[1:3]) == PCL_LEADING_COLUMNS
-    first_value_column = 3 if is_pcl else 1
+    quoted = '"' in header_line
+    header = [_unquote(field) for field in header_line.split(separator)] if quoted else header_line.split(separator)
+    first_value_column = _first_value_column(header)
+    is_pcl = first_value_column > 1
     conditions = tuple(header[first_value_column:])
     if not conditions:
         raise DeepRegError(f"{path}: line 1: expected at least one condition column after {header[:first_value_column]}")
+    if not body.strip():
+        raise DeepRegError(f"{path}: line 2: no gene rows after the header (expected one row per gene)")
     _check_field_counts(body, separator, len(header), path)
     table = pd.read_csv(io.StringIO(body), sep=separator, header=None, dtype=str, keep_default_na=False,
                         na_filter=False, engine="c", quoting=3)
+    if quoted:
+        table = table.apply(lambda column: column.str.replace(QUOTED_FIELD, r"\1", regex=True))
     table = table[table.iloc[:, 0].str.upper() != "EWEIGHT"] if is_pcl else table
     genes = tuple(table.iloc[:, 0].str.strip())
     names = tuple(table.iloc[:, 1].str.strip()) if is_pcl else ("",) * len(genes)
-    values = _parse_numbers(table.iloc[:, first_value_column:], path, conditions, table.index.to_numpy())
+    values = _parse_numbers(table.iloc[:, first_value_column:], path, conditions, table.index.to_numpy(),
+                            first_value_column)
     _refuse_duplicates(genes, path, "gene", offset=2)
     return ExpressionMatrix(genes=genes, conditions=conditions, values=values, names=names)
+
+
+def _separator(header_line: str, path) -> str:
+    """Tab, else comma; a header with neither but with semicolons gets a hint instead of a one-field header."""
+    if "\t" in header_line:
+        return "\t"
+    if "," in header_line:
+        return ","
+    if ";" in header_line:
+        raise DeepRegError(f"{path}: line 1: the header has no tab or comma but has semicolons; expected a "
+                           "tab- or comma-separated file (save it as tab-separated text)")
+    return "\t"
+
+
+def _unquote(field: str) -> str:
+    """A field as R's write.csv writes it ("NAME") without its quotes."""
+    text = field.strip()
+    return text[1:-1].replace('""', '"') if len(text) >= 2 and text[0] == text[-1] == '"' else field
+
+
+def _first_value_column(header: list[str]) -> int:
+    """3 for a PCL file (UID, NAME, GWEIGHT), 2 for a PCL without GWEIGHT (UID, NAME), else 1."""
+    leading = tuple(h.strip().upper() for h in header[1:3])
+    if leading == PCL_LEADING_COLUMNS:
+        return 3
+    return 2 if leading[:1] == PCL_LEADING_COLUMNS[:1] else 1
 
 
 def _check_field_counts(body: str, separator: str, expected: int, path) -> None:
@@ -80,16 +132,19 @@ def _check_field_counts(body: str, separator: str, expected: int, path) -> None:
                                f"got {line.count(separator) + 1}")
 
 
-def _parse_numbers(cells: pd.DataFrame, path, conditions, row_index: np.ndarray) -> np.ndarray:
+def _parse_numbers(cells: pd.DataFrame, path, conditions, row_index: np.ndarray, first_column: int) -> np.ndarray:
+    """Float32 log-ratios; blanks and NA are missing. Text and values that are not finite in float32
+    (inf, -Infinity, 1e308) are refused with their line and column."""
     stripped = cells.apply(lambda column: column.str.strip())
     numbers = stripped.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
     blank = (stripped == "").to_numpy() | stripped.isin(["NA", "NaN", "nan", "null"]).to_numpy()
-    bad = np.isnan(numbers) & ~blank
-    if bad.any():
-        row, column = np.argwhere(bad)[0]
-        line = int(row_index[row]) + 2
-        raise DeepRegError(f"{path}: line {line}, condition '{conditions[column]}': "
-                           f"expected a number or a blank, got {stripped.iat[row, column]!r}")
+    for bad, expected in ((np.isnan(numbers) & ~blank, "a number or a blank"),
+                          (np.abs(np.nan_to_num(numbers, nan=0.0)) > FLOAT32_MAX, "a finite log-ratio")):
+        if bad.any():
+            row, column = np.argwhere(bad)[0]
+            line = int(row_index[row]) + 2
+            raise DeepRegError(f"{path}: line {line}, condition '{conditions[column]}': expected {expected} "
+                               f"in column {column + first_column + 1}, got {stripped.iat[row, column]!r}")
     return numbers.astype(np.float32)
 
 
@@ -185,6 +240,19 @@ def read_id_list(path: str | Path, what: str = "regulator") -> tuple[str, ...]:
             raise DeepRegError(f"{path}: line {number}: {what} '{identifier}' already listed on line {seen[identifier]}")
         seen[identifier] = number
     return tuple(ids)
+
+
+def symbol_from_name(name: str, orf: str) -> str:
+    """The gene symbol in a PCL NAME field, or "" when it holds none.
+
+    NAME fields come as 'GCN4', 'YEL009C GCN4 transcription factor' or 'YEL009C simulated': the
+    symbol is the first word, other than the ORF id itself, that looks like one (an upper-case
+    letter, then upper-case letters, digits or dashes, at most 16).
+    """
+    for word in re.split(r"[\s|,;]+", name.strip()):
+        if word and word.upper() != orf.upper() and SYMBOL.fullmatch(word):
+            return word
+    return ""
 
 
 def read_gene_symbols(path: str | Path) -> dict[str, str]:

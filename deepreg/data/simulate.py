@@ -94,6 +94,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from deepreg._files import write_bytes_atomically
 from deepreg.data._jaspar import JASPAR_RELEASE, Motif, fetch_fungi_motifs, meme_text
 from deepreg.errors import DeepRegError
 
@@ -662,7 +663,7 @@ def _write_bundle(out_dir: Path, config: SimulationConfig, genes: Genes, conditi
         "truth/conditions.tsv": _tsv_bytes(conditions.round(4)),
     }
     for name, content in files.items():
-        (out_dir / name).write_bytes(content)
+        write_bytes_atomically(out_dir / name, content, "simulated bundle file")
     manifest = {
         "name": "simulated",
         "generator": "deepreg.data.simulate",
@@ -680,7 +681,8 @@ def _write_bundle(out_dir: Path, config: SimulationConfig, genes: Genes, conditi
             "planted_sites": len(sites),
         },
     }
-    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    write_bytes_atomically(out_dir / "manifest.json", (json.dumps(manifest, indent=2) + "\n").encode("utf-8"),
+                           "bundle manifest")
     return out_dir
 
 

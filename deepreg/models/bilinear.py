@@ -2,9 +2,13 @@
 
 The sequence tower gives each gene a feature vector s_g, the regulator tower each condition a
 vector t_c. Both are projected to a rank-d space, u_g = s_g P (+ a per-gene embedding E_g when
-`model.gene_embedding` is on) and v_c = t_c Q, and the prediction is
+`model.gene_embedding` is on) and v_c = t_c Q (+ a per-condition embedding F_c when
+`model.condition_embedding` is on), and the prediction is
 
-    y(g, c) = (u_g . v_c) / sqrt(d) + s_g p (+ e_g) + t_c q  (+ a small head on u_g * v_c)
+    y(g, c) = (u_g . v_c) / sqrt(d) + s_g p (+ e_g) + t_c q (+ f_c)  (+ a small head on u_g * v_c)
+
+With both embeddings the model contains a rank-d factorisation of the genes x conditions matrix (what
+the low-rank completion baseline fits), with the towers' features beside it.
 
 then the output layer. A block of G_b genes x C_b conditions is one G_b x d by d x C_b matrix
 product: the per-pair cost is O(d), against O(F R U) for the tensor product. The naive per-pair form
@@ -34,16 +38,18 @@ class BilinearFusion(keras.layers.Layer):
     """Low-rank bilinear form of gene and condition features, with gene- and condition-side offsets.
 
     Inputs: `[sequence_features, regulator_features]`, plus the gene indices when `n_genes > 0`
-    (a per-gene embedding of width `rank` and a per-gene offset, both starting at zero). Output: the
+    (a per-gene embedding of width `rank` and a per-gene offset, both starting at zero) and the
+    condition indices when `n_conditions > 0` (the same per condition). Output: the
     score (last axis 1), or the score and the `rank` interaction features u * v / sqrt(rank) when
     `interaction` is on (last axis 1 + rank), for the head to read.
     """
 
     def __init__(self, rank: int, n_genes: int = 0, interaction: bool = False, kernel_initializer="glorot_uniform",
-                 kernel_regularizer=None, embedding_regularizer=None, **kwargs):
+                 kernel_regularizer=None, embedding_regularizer=None, n_conditions: int = 0, **kwargs):
         super().__init__(**kwargs)
         self.rank = int(rank)
         self.n_genes = int(n_genes)
+        self.n_conditions = int(n_conditions)
         self.interaction = bool(interaction)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
@@ -71,6 +77,13 @@ class BilinearFusion(keras.layers.Layer):
                                              initializer="zeros", regularizer=self.embedding_regularizer)
             self.embedding_offset = self.add_weight(name="gene_embedding_offset", shape=(self.n_genes, 1),
                                                     initializer="zeros", regularizer=self.embedding_regularizer)
+        if self.n_conditions:
+            self.condition_embedding = self.add_weight(
+                name="condition_embedding", shape=(self.n_conditions, self.rank), initializer="zeros",
+                regularizer=self.embedding_regularizer)
+            self.condition_embedding_offset = self.add_weight(
+                name="condition_embedding_offset", shape=(self.n_conditions, 1), initializer="zeros",
+                regularizer=self.embedding_regularizer)
 
     def gene_vectors(self, sequence, genes=None):
         """u_g (genes x rank) and the gene-side offset (genes x 1)."""
@@ -82,15 +95,22 @@ class BilinearFusion(keras.layers.Layer):
             offsets = offsets + ops.take(self.embedding_offset, genes, axis=0)
         return vectors, offsets
 
-    def condition_vectors(self, regulators):
+    def condition_vectors(self, regulators, conditions=None):
         """v_c (conditions x rank) and the condition-side offset (conditions x 1)."""
-        return ops.matmul(regulators, self.condition_kernel), ops.matmul(regulators, self.condition_offset_kernel)
+        vectors = ops.matmul(regulators, self.condition_kernel)
+        offsets = ops.matmul(regulators, self.condition_offset_kernel)
+        if self.n_conditions:
+            conditions = ops.cast(conditions, "int32")
+            vectors = vectors + ops.take(self.condition_embedding, conditions, axis=0)
+            offsets = offsets + ops.take(self.condition_embedding_offset, conditions, axis=0)
+        return vectors, offsets
 
     def call(self, inputs, pairwise: bool = False):
         sequence, regulators = inputs[0], inputs[1]
         genes = inputs[2] if self.n_genes else None
+        conditions = inputs[2 + bool(self.n_genes)] if self.n_conditions else None
         u, gene_offset = self.gene_vectors(sequence, genes)
-        v, condition_offset = self.condition_vectors(regulators)
+        v, condition_offset = self.condition_vectors(regulators, conditions)
         if pairwise:
             product = u * v * self.scale
             score = ops.sum(product, axis=-1, keepdims=True) + gene_offset + condition_offset
@@ -106,7 +126,9 @@ class BilinearFusion(keras.layers.Layer):
         """The weights as float32 arrays, for attribution (`deepreg.attribution._network`).
 
         gene_kernel P (F x rank), gene_offset p (F), condition_kernel Q (R x rank), condition_offset q
-        (R) and, with a per-gene embedding, embedding E (genes x rank) and embedding_offset e (genes).
+        (R) and, with a per-gene embedding, embedding E (genes x rank) and embedding_offset e (genes);
+        with a per-condition embedding, condition_embedding F (conditions x rank) and
+        condition_embedding_offset f (conditions).
         """
         def array(weight, vector=False):
             values = np.asarray(keras.ops.convert_to_numpy(weight), np.float32)
@@ -117,12 +139,16 @@ class BilinearFusion(keras.layers.Layer):
                    "condition_offset": array(self.condition_offset_kernel, True)}
         if self.n_genes:
             weights.update(embedding=array(self.embedding), embedding_offset=array(self.embedding_offset, True))
+        if self.n_conditions:
+            weights.update(condition_embedding=array(self.condition_embedding),
+                           condition_embedding_offset=array(self.condition_embedding_offset, True))
         return weights
 
     def get_config(self):
         config = super().get_config()
         config.update({
-            "rank": self.rank, "n_genes": self.n_genes, "interaction": self.interaction,
+            "rank": self.rank, "n_genes": self.n_genes, "n_conditions": self.n_conditions,
+            "interaction": self.interaction,
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
             "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
             "embedding_regularizer": keras.regularizers.serialize(self.embedding_regularizer),

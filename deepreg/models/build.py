@@ -154,10 +154,12 @@ def concat_rnn_fusion(config: ModelConfig, regularizer):
 
 
 @register_fusion("bilinear")
-def bilinear_fusion(config: ModelConfig, regularizer, n_genes: int = 0):
-    if config.gene_embedding and not n_genes:
-        raise ValueError("model.gene_embedding needs the number of genes (build_models(..., n_genes=...))")
+def bilinear_fusion(config: ModelConfig, regularizer, n_genes: int = 0, n_conditions: int = 0):
+    if (config.gene_embedding and not n_genes) or (config.condition_embedding and not n_conditions):
+        raise ValueError("model.gene_embedding / model.condition_embedding need the dataset's size "
+                         "(build_models(..., n_genes=..., n_conditions=...))")
     return deepreg_bilinear.BilinearFusion(config.rank, n_genes=n_genes if config.gene_embedding else 0,
+                                           n_conditions=n_conditions if config.condition_embedding else 0,
                                            interaction=bool(config.head.dense_units),
                                            kernel_regularizer=regularizer, embedding_regularizer=regularizer,
                                            name="fusion")
@@ -201,13 +203,15 @@ def build_models(config: ModelConfig, sequence_length: int, n_regulators: int, *
     """The block model and the pair model of one architecture, sharing every weight.
 
     `n_genes` and `n_conditions` (the dataset's) are needed by models that read gene or condition
-    indices: a per-gene embedding (`model.gene_embedding`) or a baseline table (`model.offset`).
+    indices: a per-gene or per-condition embedding (`model.gene_embedding`, `model.condition_embedding`)
+    or a baseline table (`model.offset`).
     Those models take two more inputs, `gene` and `condition`, the row and column indices of the
     block's genes and conditions (or of each pair) in the dataset.
     """
     config.validate_for(sequence_length)
     if config.uses_gene_index and not (n_genes and n_conditions):
-        raise ValueError("model.gene_embedding / model.offset need build_models(..., n_genes=..., n_conditions=...)")
+        raise ValueError("model.gene_embedding / model.condition_embedding / model.offset need "
+                         "build_models(..., n_genes=..., n_conditions=...)")
     with _dtype_policy(config.precision):
         return _compose_models(config, sequence_length, n_regulators, n_genes or 0, n_conditions or 0)
 
@@ -219,8 +223,8 @@ def _compose_models(config: ModelConfig, sequence_length: int, n_regulators: int
         config, sequence_length, regularizer)
     regulators = regulator_tower(config, n_regulators, regularizer)
     fusion_builder = lookup(FUSIONS, "fusion", "model.fusion", config.fusion)
-    fusion = (fusion_builder(config, regularizer, n_genes=n_genes) if config.gene_embedding
-              else fusion_builder(config, regularizer))
+    fusion = (fusion_builder(config, regularizer, n_genes=n_genes, n_conditions=n_conditions)
+              if config.gene_embedding or config.condition_embedding else fusion_builder(config, regularizer))
     top = head(config, regularizer)
     offset = (deepreg_bilinear.BaselineOffset(n_genes, n_conditions, name="baseline_offset")
               if config.offset != "none" else None)
@@ -235,6 +239,8 @@ def _compose_models(config: ModelConfig, sequence_length: int, n_regulators: int
         fused = [sequence_tower(inputs[SEQUENCE_INPUT]), regulators(inputs[REGULATOR_INPUT])]
         if config.gene_embedding:
             fused.append(inputs[GENE_INPUT])
+        if config.condition_embedding:
+            fused.append(inputs[CONDITION_INPUT])
         outputs = fusion(fused, pairwise=pairwise)
         if offset is not None and config.task == "classification":
             outputs = offset([outputs, inputs[GENE_INPUT], inputs[CONDITION_INPUT]], pairwise=pairwise)

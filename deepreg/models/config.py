@@ -103,8 +103,9 @@ class SequenceConfig(Config):
         for name in ("filters", "filter_width", "pool", "pool_stride"):
             values = getattr(self, name)
             if self.conv_layers and len(values) not in (1, self.conv_layers):
+                expected = "1 value" if self.conv_layers == 1 else f"1 value or {self.conv_layers}"
                 raise DeepRegError(f"model.sequence.{name}: {len(values)} values clash with "
-                                   f"model.sequence.conv_layers = {self.conv_layers} (give 1 or {self.conv_layers})")
+                                   f"model.sequence.conv_layers = {self.conv_layers} (give {expected})")
         _check_units("model.sequence.filters", self.filters)
         _check_units("model.sequence.filter_width", self.filter_width)
         _check_units("model.sequence.dense_units", self.dense_units)
@@ -203,6 +204,7 @@ class ModelConfig(Config):
     head: HeadConfig = HeadConfig()
     rank: int = 64
     gene_embedding: bool = False
+    condition_embedding: bool = False
     offset: str = "none"
     l1: float = 0.0
     l2: float = 0.0
@@ -222,9 +224,10 @@ class ModelConfig(Config):
             raise DeepRegError(f"model.offset = {self.offset} clashes with model.task = {self.task}: a 3-class model "
                                "reads the baseline's log2 ratio through the bilinear score (model.fusion: bilinear, "
                                "model.head.dense_units: [])")
-        if self.gene_embedding and self.fusion != "bilinear":
-            raise DeepRegError(f"model.gene_embedding = true clashes with model.fusion = {self.fusion}: the "
-                               "per-gene embedding is part of the bilinear fusion")
+        for key in ("gene_embedding", "condition_embedding"):
+            if getattr(self, key) and self.fusion != "bilinear":
+                raise DeepRegError(f"model.{key} = true clashes with model.fusion = {self.fusion}: the "
+                                   "embedding is part of the bilinear fusion")
         if self.reads_positions:
             self._check_per_position_fusion()
         elif not self.head.dense_units and self.fusion not in HEADLESS_FUSIONS:
@@ -233,8 +236,8 @@ class ModelConfig(Config):
 
     @property
     def uses_gene_index(self) -> bool:
-        """Whether the model reads each gene's row index (a per-gene embedding or a baseline table)."""
-        return self.gene_embedding or self.offset != "none"
+        """Whether the model reads each gene's row index (an embedding or a baseline table)."""
+        return self.gene_embedding or self.condition_embedding or self.offset != "none"
 
     @property
     def uses_condition_index(self) -> bool:

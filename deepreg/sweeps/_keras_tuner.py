@@ -20,8 +20,9 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from deepreg.sweeps import _tracking
+from deepreg.sweeps import _baselines, _tracking
 from deepreg.sweeps._spec import StudySpec
+from deepreg.sweeps._optuna import trial_run_name
 from deepreg.sweeps._trial import TrialRunner
 from deepreg.training.run import StopTrial
 
@@ -109,7 +110,8 @@ def run_keras_tuner(spec: StudySpec, *, tracking_uri: str, experiment: str = "de
         records[trial.trial_id] = record
         started = time.monotonic()
         try:
-            outcome = runner.run(overrides, run_name=f"{spec.name}#kt{number}", tags=tags, epochs=epochs)
+            outcome = runner.run(overrides, run_name=trial_run_name(spec.name, f"kt{number}", params), tags=tags,
+                                 epochs=epochs)
         except StopTrial as stop:
             record.update(state=stop.state, reason=stop.reason)
             out(f"trial {number} {stop.state}: {stop.reason}")
@@ -132,6 +134,10 @@ def run_keras_tuner(spec: StudySpec, *, tracking_uri: str, experiment: str = "de
     tuner = DeepRegTuner(**common)
     out(f"study {spec.name} with keras-tuner ({algorithm}); project {folder / spec.name}; "
         f"MLflow parent run {parent_id}")
+    if spec.baselines:
+        table = _baselines.compute_baselines(spec.base, runner.dataset(spec.base), spec.baselines)
+        _baselines.log_baselines(tracking_uri, parent_id, table)
+        out("\n".join("  " + line for line in _baselines.format_table(table).splitlines()))
     status = "FINISHED"
     try:
         tuner.search(verbose=0)
@@ -182,7 +188,8 @@ def _summarise(outcome: KerasTunerOutcome, spec: StudySpec, status: str) -> None
         best = outcome.best
         if best is not None:
             _tracking.log_best(outcome.tracking_uri, outcome.parent_run_id, value=best["value"],
-                               number=best["number"], run_id=best["run_id"], step=len(outcome.trials))
+                               number=best["number"], run_id=best["run_id"], step=len(outcome.trials),
+                               metric=spec.objective.label())
         lines = ["number\tstate\tvalue\trun_id\tparams\treason"]
         for t in outcome.trials:
             lines.append(f"{t['number']}\t{t['state']}\t{t['value']}\t{t['run_id']}\t{t['params']}\t{t['reason']}")

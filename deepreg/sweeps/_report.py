@@ -1,4 +1,5 @@
-"""`deepreg study show`: the trial table, the best trial, the epochs pruning saved, the promote command."""
+"""`deepreg study show`: the baselines to beat, the trial table, the best trial, the epochs pruning saved,
+the promote command; and the summary figure of the trials' test scores against the baselines."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from deepreg.errors import DeepRegError
-from deepreg.sweeps import _liveness, _tracking
+from deepreg.sweeps import _baselines, _liveness, _tracking
 from deepreg.sweeps._spec import StudySpec
 
 STATE_NAMES = {TrialState.COMPLETE: "finished", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed",
@@ -50,7 +51,10 @@ def study_table(study: optuna.Study, spec: StudySpec, *, tracking_uri: str | Non
         except Exception:  # MLflow unreachable: the table still shows the storage's view
             runs = {}
     names = [p.name for p in spec.space.tuned]
-    header = ["#", "state", "value", "epochs", *[_short(n) for n in names], "seconds", "run"]
+    table = _baselines.stored_table(study)
+    short = _baselines.SCORES[spec.base.model.task].short
+    header = ["#", "state", "value", f"test {short}", *(["vs baseline"] if table and table.best else []), "epochs",
+              *[_short(n) for n in names], "seconds", "run"]
     rows = []
     for trial in trials:
         run = runs.get(trial.number)
@@ -60,13 +64,26 @@ def study_table(study: optuna.Study, spec: StudySpec, *, tracking_uri: str | Non
         note = " baseline" if trial.user_attrs.get("deepreg.baseline") else ""
         if trial.user_attrs.get(_liveness.RETRY_OF_ATTR) is not None:
             note += f" retry of {trial.user_attrs[_liveness.RETRY_OF_ATTR]}"
+        test = test_score(trial, run, spec)
         rows.append([str(trial.number), trial_state(trial, retried) + note,
                      f"{trial.value:.4f}" if trial.value is not None else "",
+                     f"{test:.4f}" if test is not None else "",
+                     *([_baselines.margin_text(test, table)] if table and table.best else []),
                      str(epochs), *[_show(trial.params.get(n, "")) for n in names],
                      f"{duration:.0f}" if duration is not None else "", run_id])
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip() for row in [header, *rows]]
     return "\n".join(lines)
+
+
+def test_score(trial: FrozenTrial, run, spec: StudySpec) -> float | None:
+    """A finished trial's test r (or accuracy): from the study, else from its MLflow run."""
+    if trial.state != TrialState.COMPLETE:
+        return None
+    value = trial.user_attrs.get("deepreg.test_score")
+    if value is None and run is not None:
+        value = run.data.metrics.get(_baselines.SCORES[spec.base.model.task].test_key)
+    return float(value) if value is not None and math.isfinite(float(value)) else None
 
 
 def describe_study(study: optuna.Study, *, tracking_uri: str | None = None) -> str:
@@ -86,7 +103,7 @@ def describe_study(study: optuna.Study, *, tracking_uri: str | None = None) -> s
     lines = [f"study {spec.name}: {spec.objective.goal} {spec.objective.label()}; sampler {spec.sampler.type}, "
              f"pruner {spec.pruner.type}, {spec.epochs} epochs per trial",
              f"trials: {len(trials)} (" + ", ".join(f"{n} {s}" for s, n in counts.items()) + ")",
-             f"MLflow: parent run {parent} in {uri}", "",
+             f"MLflow: parent run {parent} in {uri}", "", *_baseline_lines(study, spec),
              study_table(study, spec, tracking_uri=uri, parent_run_id=parent), ""]
     best = None
     try:
@@ -99,12 +116,81 @@ def describe_study(study: optuna.Study, *, tracking_uri: str | None = None) -> s
         params = ", ".join(f"{k}={_show(v)}" for k, v in best.params.items())
         lines.append(f"best: trial {best.number}, {spec.objective.label()} {best.value:.4f}"
                      + (f" ({params})" if params else "") + f", run {best.user_attrs.get('deepreg.run_id', '?')}")
+        verdict = champion_verdict(best.user_attrs.get("deepreg.test_score"), _baselines.stored_table(study))
+        if verdict:
+            lines.append(verdict)
     epochs = epoch_accounting(study, spec)
     lines.append(f"epochs: {epochs['run']} run of {epochs['budgeted']} budgeted; pruning saved "
                  f"{epochs['saved_by_pruning']}, early stopping saved {epochs['saved_by_early_stopping']}")
     if best is not None:
         lines.append(f"promote the best trial with: deepreg promote --study {spec.name}")
     return "\n".join(lines)
+
+
+def _baseline_lines(study: optuna.Study, spec: StudySpec) -> list[str]:
+    table = _baselines.stored_table(study)
+    if table is None:
+        reason = "the spec's baselines: false" if not spec.baselines else "not fitted (a study made before baselines)"
+        return [f"network-free baselines: none ({reason})", ""]
+    return [_baselines.format_table(table), ""]
+
+
+def champion_verdict(test: float | None, table: _baselines.BaselineTable | None) -> str:
+    """One line: does the best trial (chosen on validation) beat the baseline to beat on the test pairs?"""
+    best = table.best if table else None
+    if test is None or best is None:
+        return ""
+    short = table.score.short
+    if test > best.test:
+        return (f"the best trial beats the baseline to beat: test {short} {test:.4f} vs {best.name} {best.test:.4f} "
+                f"({test - best.test:+.4f}, same test pairs)")
+    return (f"the best trial does NOT beat the baseline to beat: test {short} {test:.4f} vs {best.name} "
+            f"{best.test:.4f} ({test - best.test:+.4f}, same test pairs)")
+
+
+def baseline_figure(study: optuna.Study, spec: StudySpec, table: _baselines.BaselineTable, path) -> bool:
+    """Each finished trial's test score by trial number, with every baseline's test score on the same
+    pairs as a horizontal line; the baseline to beat (best by validation) drawn solid black.
+
+    Returns False when no trial has finished yet (nothing to draw against the lines).
+    """
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    scored = [(trial.number, trial.user_attrs.get("deepreg.test_score")) for trial in
+              study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+    scored = [(number, float(value)) for number, value in scored if value is not None and math.isfinite(value)]
+    if not scored:
+        return False
+    short, best = table.score.short, table.best
+    figure, axes = plt.subplots(figsize=(8, 5))
+    numbers, values = zip(*scored)
+    axes.plot(numbers, values, "o", color="tab:blue", label=f"trial, test {short}")
+    lines = [row for row in table.rows if math.isfinite(row.test)]
+    colours = plt.get_cmap("tab10")
+    for index, row in enumerate(sorted(lines, key=lambda r: -r.test)):
+        to_beat = best is not None and row.name == best.name
+        axes.axhline(row.test, color="black" if to_beat else colours((index + 1) % 10),
+                     linestyle="-" if to_beat else "--", linewidth=2.0 if to_beat else 1.0,
+                     label=f"{row.name} {row.test:.3f}" + (" (to beat)" if to_beat else ""))
+    try:
+        chosen = study.best_trial
+    except ValueError:
+        chosen = None
+    if chosen is not None and chosen.number in numbers:
+        axes.plot([chosen.number], [values[numbers.index(chosen.number)]], "*", color="tab:orange", markersize=16,
+                  label=f"best trial by validation (#{chosen.number})")
+    axes.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    axes.set_xlabel("trial")
+    axes.set_ylabel(f"test {short} (same test pairs)")
+    axes.set_title(f"{spec.name}: trials against the network-free baselines")
+    axes.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return True
 
 
 def _short(key: str) -> str:

@@ -5,6 +5,11 @@ A spec names the dataset (`data`), the baseline (`base`: a run YAML path, or sec
 sampler, pruner, budget and epochs per trial. A refine spec (`stages`) adds an ordered list of
 stages, each a small study that starts from the best config so far. The resolved spec, with the
 baseline spelled out in full, is stored in the study so that workers need no files.
+
+Two keys look alike: `baseline` (true by default) evaluates the base config itself as trial 0;
+`baselines` names the network-free baselines (`deepreg.models.baselines`) the study fits on its
+data and split before its first trial: true (all, the default), false, a list of names, or
+`{skip: [cis_kmer_ridge, cis_kmer_proximal_ridge]}` to leave out the slow k-mer ridges.
 """
 
 from __future__ import annotations
@@ -16,11 +21,12 @@ from typing import Any, Literal, Mapping
 
 from deepreg._config import Config, read_yaml_mapping
 from deepreg.errors import DeepRegError
+from deepreg.sweeps._baselines import parse_names as parse_baseline_names
 from deepreg.sweeps._space import Space
 
 METRICS = {"loss": "minimize", "mse": "minimize", "pearson_r": "maximize", "accuracy": "maximize"}
 TOP_KEYS = {"name", "description", "data", "base", "space", "objective", "sampler", "pruner", "budget", "epochs",
-            "baseline", "reliability", "stages", "noise", "diagnosis"}
+            "baseline", "baselines", "reliability", "stages", "noise", "diagnosis"}
 STAGE_KEYS = {"name", "space", "sampler", "pruner", "budget", "epochs"}
 
 
@@ -135,6 +141,8 @@ class StudySpec:
     stages: tuple[Stage, ...] = ()
     noise: Noise = Noise()
     diagnosis: Diagnosis = Diagnosis()
+    # The network-free baselines fitted before the first trial (key `baselines`; not `baseline`, trial 0).
+    baselines: tuple[str, ...] = ()
     source: str = "spec"
     raw: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -181,10 +189,11 @@ class StudySpec:
         noise = Noise.from_dict(_mapping(values, "noise", source), source=source, prefix="noise.")
         diagnosis = Diagnosis.from_dict(_mapping(values, "diagnosis", source), source=source, prefix="diagnosis.")
         description = str(values.get("description") or "").strip()
+        network_free = parse_baseline_names(values.get("baselines"), source)
         spec = cls(name=name, description=description, base=base, space=space, objective=objective,
                    sampler=sampler, pruner=pruner, budget=budget, epochs=epochs, baseline=baseline,
-                   reliability=reliability, stages=stages, noise=noise, diagnosis=diagnosis, source=source,
-                   raw={})
+                   reliability=reliability, stages=stages, noise=noise, diagnosis=diagnosis,
+                   baselines=network_free, source=source, raw={})
         raw = {**values, "base": base.to_dict()}
         raw.pop("data", None)
         return dataclasses.replace(spec, raw=raw)
@@ -211,7 +220,8 @@ class StudySpec:
         raw = {"name": name, "description": f"{self.name}: stage {stage.name}", "base": base.to_dict(),
                "space": stage.space.raw, "objective": self.objective.to_dict(), "sampler": stage.sampler.to_dict(),
                "pruner": stage.pruner.to_dict(), "budget": stage.budget.to_dict(), "epochs": stage.epochs,
-               "reliability": self.reliability.to_dict(), "baseline": baseline}
+               "reliability": self.reliability.to_dict(), "baseline": baseline,
+               "baselines": list(self.baselines)}
         return StudySpec.from_dict(raw, source=f"{self.source} (stage {stage.name})")
 
     def validate_points(self) -> int:

@@ -28,6 +28,8 @@ ROLE_TAG = "deepreg.role"
 TRIAL_TAG = "deepreg.trial_number"
 STATE_TAG = "deepreg.state"
 REASON_TAG = "deepreg.reason"
+# MLflow 3's experiment tag for what kind of work an experiment holds; "custom_model_development" is the
+# UI's "Model training" kind (runs table), the alternative to "genai_development" (traces overview).
 
 
 def parent_run(spec, *, engine: str, tracking_uri: str, experiment: str, storage_url: str,
@@ -61,6 +63,11 @@ def parent_run(spec, *, engine: str, tracking_uri: str, experiment: str, storage
     client.log_text(run.info.run_id, yaml.safe_dump(spec.to_dict(), sort_keys=False), "study.yaml")
     client.log_text(run.info.run_id, spec.base.to_yaml(), "base.yaml")
     return run.info.run_id
+
+
+def ui_runs_url(experiment_id: str, host: str = "http://127.0.0.1:5000") -> str:
+    """The MLflow UI page of an experiment's runs table (nested trials), in the "Model training" view."""
+    return f"{host}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
 
 
 def trial_tags(study_name: str, engine: str, number: int, *, storage_url: str, extra: Mapping[str, Any]) -> dict:
@@ -100,12 +107,14 @@ def mark_dead_run(tracking_uri: str, parent_run_id: str, number: int, reason: st
 
 
 def log_best(tracking_uri: str, parent_run_id: str, *, value: float, number: int, run_id: str | None,
-             step: int) -> None:
+             step: int, metric: str | None = None) -> None:
+    """The best objective value so far as `best_value`, and under its own name (e.g. `best_validation_pearson_r`)."""
     client = mlflow.MlflowClient(tracking_uri)
     now = int(time.time() * 1000)
     if value is None or not math.isfinite(value):
         return
-    client.log_batch(parent_run_id, metrics=[mlflow.entities.Metric("best_value", float(value), now, step)],
+    keys = ["best_value"] + ([f"best_{metric.replace(' ', '_')}"] if metric else [])
+    client.log_batch(parent_run_id, metrics=[mlflow.entities.Metric(key, float(value), now, step) for key in keys],
                      tags=[mlflow.entities.RunTag("deepreg.best_trial", str(number)),
                            mlflow.entities.RunTag("deepreg.best_run_id", run_id or "")])
 
@@ -115,8 +124,10 @@ def finish_parent(tracking_uri: str, parent_run_id: str, status: str | None) -> 
         mlflow.MlflowClient(tracking_uri).set_terminated(parent_run_id, status)
 
 
-def log_summary(tracking_uri: str, parent_run_id: str, study, table_text: str | None = None) -> list[str]:
-    """Optuna's optimisation history, parameter importances, parallel coordinates and slice plots, as PNGs."""
+def log_summary(tracking_uri: str, parent_run_id: str, study, table_text: str | None = None, spec=None,
+                baselines=None) -> list[str]:
+    """Optuna's optimisation history, parameter importances, parallel coordinates and slice plots, as PNGs;
+    with the network-free `baselines`, also the trials' test scores against them (`trials_vs_baselines`)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -147,6 +158,12 @@ def log_summary(tracking_uri: str, parent_run_id: str, study, table_text: str | 
             plt.close(figure)
             client.log_artifact(parent_run_id, str(path), "summary")
             written.append(name)
+        if spec is not None and baselines is not None and baselines.rows:
+            from deepreg.sweeps._report import baseline_figure
+            path = Path(folder) / "trials_vs_baselines.png"
+            if baseline_figure(study, spec, baselines, path):
+                client.log_artifact(parent_run_id, str(path), "summary")
+                written.append("trials_vs_baselines")
         try:
             frame = study.trials_dataframe()
             path = Path(folder) / "trials.csv"

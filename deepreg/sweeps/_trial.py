@@ -28,6 +28,7 @@ class Outcome:
     train_error: float | None
     val_error: float | None
     error_metric: str
+    test_score: float | None = None  # test r (regression) or accuracy, for the margin over the baselines
 
 
 class EpochReporter(keras.callbacks.Callback):
@@ -66,7 +67,7 @@ class TrialRunner:
     def run(self, overrides: Mapping[str, Any], *, run_name: str, tags: Mapping[str, str],
             report: Report | None = None, epochs: int | None = None) -> Outcome:
         config = self.config_for(overrides, epochs)
-        dataset = self._dataset(config)
+        dataset = self.dataset(config)
         objective = self.spec.objective
         run = tracked_training(config, experiment=self.experiment, tracking_uri=self.tracking_uri,
                                run_name=run_name, tags=tags, parent_run_id=self.parent_run_id,
@@ -76,10 +77,13 @@ class TrialRunner:
         value = result.scores.get("validation", {}).get(objective.metric)
         value = float(value) if value is not None else float("nan")
         train_error, val_error, metric = _errors_at_best_epoch(result.history, config.model.task)
+        test = result.scores.get("test", {}).get("pearson_r" if config.model.task == "regression" else "accuracy")
         return Outcome(value=value, run_id=run.run_id, epochs_run=result.epochs_run, seconds=result.seconds,
-                       train_error=train_error, val_error=val_error, error_metric=metric)
+                       train_error=train_error, val_error=val_error, error_metric=metric,
+                       test_score=float(test) if test is not None else None)
 
-    def _dataset(self, config: RunConfig):
+    def dataset(self, config: RunConfig):
+        """The dataset of `config`, loaded once per data config (trials and baselines share it)."""
         from deepreg.data.dataset import load_dataset
         key = json.dumps(config.data.to_dict(), sort_keys=True)
         if key not in self._datasets:

@@ -8,6 +8,11 @@ version carries its lineage (source run, experiment, study, trial), its scores a
 fingerprint as tags; the alias moves to it, and the previous champion stays reachable by its
 version number (also recorded on the new version). Promoting the same run again reuses its version.
 
+A trial of a study is also compared with the study's network-free baseline to beat (metric
+`baseline_to_beat` on the parent run, the best baseline by validation, scored on the same test pairs
+as the trial's `deepreg.baseline_metric`, e.g. `test_pearson_r`): `Promotion.baseline` says whether
+the champion beats it. Promotion goes ahead either way; the command says so when it does not.
+
 `resolve_model(uri)` goes the other way: from any model URI (`models:/NAME@ALIAS`,
 `models:/NAME/VERSION`, `models:/m-...`, `runs:/RUN/model`) to the run that trained it.
 """
@@ -44,10 +49,30 @@ class Promotion:
     study: str | None
     trial: str | None
     reused: bool
+    baseline: "BaselineCheck | None" = None
 
     @property
     def registry_uri(self) -> str:
         return f"models:/{self.name}@{self.alias}"
+
+
+@dataclasses.dataclass(frozen=True)
+class BaselineCheck:
+    """The promoted run's test score against its study's best network-free baseline (same test pairs)."""
+
+    name: str
+    to_beat: float
+    champion: float
+    metric: str
+
+    @property
+    def beaten(self) -> bool:
+        return self.champion > self.to_beat
+
+    def describe(self) -> str:
+        verb = "beats" if self.beaten else "does not beat"
+        return (f"the champion {verb} the best network-free baseline: {self.metric} {self.champion:.4f} vs "
+                f"{self.name} {self.to_beat:.4f} ({self.champion - self.to_beat:+.4f}, same test pairs)")
 
 
 @dataclasses.dataclass
@@ -161,9 +186,32 @@ def promote(*, run_id: str | None = None, study: str | None = None, name: str = 
     client.set_model_version_tag(name, version.version, "deepreg.promoted_at",
                                  time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     value = run.data.metrics.get(metric) if metric else None
+    check = baseline_check(client, run)
+    if check is not None:
+        client.set_model_version_tag(name, version.version, "deepreg.baseline_to_beat",
+                                     f"{check.name} {check.metric} {check.to_beat:.6g}")
     return Promotion(name=name, version=str(version.version), alias=alias, run_id=run.info.run_id,
                      model_uri=model_uri, previous_version=previous if previous != str(version.version) else None,
-                     metric=metric, value=value, study=tags.get(STUDY_TAG), trial=tags.get(TRIAL_TAG), reused=reused)
+                     metric=metric, value=value, study=tags.get(STUDY_TAG), trial=tags.get(TRIAL_TAG), reused=reused,
+                     baseline=check)
+
+
+def baseline_check(client: mlflow.MlflowClient, run) -> BaselineCheck | None:
+    """The run's test score against its study's baseline to beat; None outside a study that fitted baselines."""
+    parent_id = run.data.tags.get("mlflow.parentRunId")
+    if not parent_id:
+        return None
+    try:
+        parent = client.get_run(parent_id)
+    except mlflow.exceptions.MlflowException:
+        return None
+    to_beat = parent.data.metrics.get("baseline_to_beat")
+    metric = parent.data.tags.get("deepreg.baseline_metric", "test_pearson_r")
+    champion = run.data.metrics.get(metric)
+    if to_beat is None or champion is None or not math.isfinite(champion):
+        return None
+    return BaselineCheck(name=parent.data.tags.get("deepreg.baseline_name", "?"), to_beat=float(to_beat),
+                         champion=float(champion), metric=metric)
 
 
 def _ensure_registered_model(client: mlflow.MlflowClient, name: str) -> None:

@@ -13,6 +13,7 @@ from deepreg.errors import DeepRegError
 from deepreg.models.config import ModelConfig
 
 UNSEEN_GENE_SPLITS = ("genes", "genes_and_conditions")
+UNSEEN_CONDITION_SPLITS = ("conditions", "genes_and_conditions")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,6 +79,20 @@ class RunConfig(Config):
         if self.model.gene_embedding and self.data.split in UNSEEN_GENE_SPLITS:
             raise DeepRegError(f"model.gene_embedding = true clashes with data.split = {self.data.split}: its test "
                                "genes have no training pairs, so their embedding would never be learned")
+        if self.model.condition_embedding and self.data.split in UNSEEN_CONDITION_SPLITS:
+            raise DeepRegError(f"model.condition_embedding = true clashes with data.split = {self.data.split}: its "
+                               "test conditions have no training pairs, so their embedding would never be learned")
+        check_activations(self.model)
+        self.model.validate_for(self.data.sequence_length)
+        self._check_validation_fraction()
+
+    def _check_validation_fraction(self) -> None:
+        """Early stopping, the plateau schedule and the weights kept all read the validation loss."""
+        if self.data.split_fractions[1] == 0:
+            raise DeepRegError(f"data.split_fractions = {list(self.data.split_fractions)} clashes with "
+                               f"training.monitor = {self.training.monitor}: a validation fraction of 0 leaves no "
+                               "validation pairs for early stopping, the learning-rate schedule and the best weights "
+                               "kept (give a validation fraction > 0)")
 
     @classmethod
     def from_files(cls, path: str | Path | None = None, *, model: str | Path | None = None,
@@ -95,6 +110,20 @@ class RunConfig(Config):
             values["model"] = read_yaml_mapping(model)
         config = cls.from_dict(values, source=str(path or model or "defaults"))
         return config.with_updates(overrides, source="--set") if overrides else config
+
+
+def check_activations(model: ModelConfig) -> None:
+    """Refuse an activation name Keras does not know when the config is read, not when layers are built."""
+    import keras
+
+    for key, name in (("model.sequence.activation", model.sequence.activation),
+                      ("model.regulators.activation", model.regulators.activation),
+                      ("model.head.activation", model.head.activation)):
+        try:
+            keras.activations.get(name)
+        except ValueError:
+            raise DeepRegError(f"{key}: unknown activation {name!r} (expected a Keras activation such as relu, "
+                               "gelu, elu, tanh, sigmoid, softplus, linear)") from None
 
 
 def _resolve_from(section, folder: Path, source) -> dict:

@@ -18,15 +18,15 @@ fit on all training pairs.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
-import os
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+from deepreg._files import WriteFailed, remove_stale_partials, write_bytes_atomically
 from deepreg.data.dataset import Dataset
 from deepreg.models import baselines
 
@@ -49,30 +49,26 @@ def cached_offset(name: str, dataset: Dataset, labels: np.ndarray, split: np.nda
                          + np.ascontiguousarray(split).tobytes()
                          + np.ascontiguousarray(np.nan_to_num(labels, nan=1e30)).tobytes()).hexdigest()[:20]
     path = Path(cache_dir) / f"offset-{key}.npz"
+    remove_stale_partials(path.parent)
     if path.is_file():
         try:
             with np.load(path) as stored:
                 return stored["table"], json.loads(str(stored["notes"]))
-        except (OSError, ValueError, KeyError):
-            log.warning("ignoring unreadable offset cache %s", path)
+        except (OSError, ValueError, KeyError, EOFError) as error:
+            log.warning("offset cache %s failed its check (%s); fitting it again", path, error)
     table, notes = fit_offset(name, dataset, labels, split, split_kind, folds, seed)
     _write_atomically(path, table, notes)
     return table, notes
 
 
 def _write_atomically(path: Path, table: np.ndarray, notes: dict) -> None:
-    partial = None
+    """Cache the table through a checked partial file; a failure (a full disk) costs a refit next time."""
+    buffer = io.BytesIO()
+    np.savez(buffer, table=table, notes=json.dumps(notes))
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, partial = tempfile.mkstemp(dir=path.parent, prefix=".partial-offset-", suffix=".npz")
-        with os.fdopen(handle, "wb") as stream:
-            np.savez(stream, table=table, notes=json.dumps(notes))
-        os.replace(partial, path)
-    except OSError as error:
-        log.warning("could not cache the offset table in %s (%s); it will be fitted again next time",
-                    path.parent, error)
-        if partial and os.path.exists(partial):
-            os.unlink(partial)
+        write_bytes_atomically(path, buffer.getvalue(), "offset cache")
+    except WriteFailed as error:
+        log.warning("%s; the offset will be fitted again next time", error)
 
 
 def fit_offset(name: str, dataset: Dataset, labels: np.ndarray, split: np.ndarray, split_kind: str,

@@ -16,12 +16,15 @@ from typing import Mapping
 
 import keras
 import mlflow
+import numpy as np
 
+from deepreg._signals import interruption_reason
 from deepreg.data.dataset import Dataset, load_dataset
 from deepreg.data.splits import describe
 from deepreg.errors import DeepRegError
 from deepreg.tracking import plots
 from deepreg.tracking.callbacks import MlflowEpochLogger
+from deepreg.tracking.liveness import process_tags
 from deepreg.tracking.store import DEFAULT_EXPERIMENT, ensure_experiment, use_tracking
 from deepreg.training.config import RunConfig
 from deepreg.training.train import TrainingResult, fit
@@ -63,7 +66,7 @@ def tracked_training(config: RunConfig, *, experiment: str = DEFAULT_EXPERIMENT,
     experiment_id = ensure_experiment(experiment, tracking_uri)
     client = mlflow.MlflowClient()
     run_tags = {"deepreg.data_fingerprint": dataset.fingerprint, "deepreg.model_name": config.model.name,
-                **(tags or {})}
+                **process_tags(), **(tags or {})}
     if parent_run_id:
         run_tags["mlflow.parentRunId"] = parent_run_id
     run = client.create_run(experiment_id, run_name=run_name or config.model.name, tags=run_tags)
@@ -72,16 +75,16 @@ def tracked_training(config: RunConfig, *, experiment: str = DEFAULT_EXPERIMENT,
         _log_params(client, run_id, config, dataset)
         result = fit(dataset, config.data, config.model, config.training,
                      callbacks=[MlflowEpochLogger(run_id, client), *callbacks], verbose=verbose)
-        model_uri = _log_outcome(client, run_id, config, result)
+        model_uri = _log_outcome(client, run_id, config, result, dataset)
     except StopTrial as stop:
         _set_tags(client, run_id, {"deepreg.state": stop.state, "deepreg.reason": stop.reason})
         if stop.state != "pruned":
             client.set_tag(run_id, "deepreg.error", stop.reason[:5000])
         client.set_terminated(run_id, "KILLED" if stop.state == "pruned" else "FAILED")
         raise
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
         _set_tags(client, run_id, {"deepreg.stopped_by": "interrupt", "deepreg.state": "interrupted",
-                                   "deepreg.reason": "interrupted (Ctrl-C)"})
+                                   "deepreg.reason": interruption_reason(interrupt)})
         client.set_terminated(run_id, "KILLED")
         raise
     except BaseException as error:
@@ -103,12 +106,13 @@ def _log_params(client: mlflow.MlflowClient, run_id: str, config: RunConfig, dat
     items = [mlflow.entities.Param(key, value[:6000]) for key, value in params.items()]
     for start in range(0, len(items), 100):
         client.log_batch(run_id, params=items[start:start + 100])
-    split = dataset.split(config.data)
-    client.log_dict(run_id, {**dataset.summary, "pairs": describe(split)}, "data_summary.json")
+    client.log_dict(run_id, {**dataset.summary, "pairs": describe(dataset.observed_split(config.data))},
+                    "data_summary.json")
     client.log_text(run_id, config.to_yaml(), "config.yaml")
 
 
-def _log_outcome(client: mlflow.MlflowClient, run_id: str, config: RunConfig, result: TrainingResult) -> str:
+def _log_outcome(client: mlflow.MlflowClient, run_id: str, config: RunConfig, result: TrainingResult,
+                 dataset: Dataset) -> str:
     metrics = {"epochs_run": result.epochs_run, "train_seconds": result.seconds}
     for key, value in result.notes.items():
         if isinstance(value, (int, float)):
@@ -129,9 +133,28 @@ def _log_outcome(client: mlflow.MlflowClient, run_id: str, config: RunConfig, re
         for figure in figure_dir.iterdir():
             client.log_artifact(run_id, str(figure), "figures")
     with mlflow.start_run(run_id=run_id):
-        info = mlflow.keras.log_model(result.model, name=MODEL_ARTIFACT, pip_requirements=_requirements())
+        info = mlflow.keras.log_model(result.model, name=MODEL_ARTIFACT, pip_requirements=_requirements(),
+                                      signature=_model_signature(result.model, dataset, config))
     client.set_tag(run_id, "deepreg.model_uri", info.model_uri)
     return info.model_uri
+
+
+def _model_signature(model: keras.Model, dataset: Dataset, config: RunConfig):
+    """What the block model reads and returns, from two genes x two conditions of the data: MLflow
+    records it with the model (and otherwise warns on every run that there is none)."""
+    from mlflow.models import infer_signature
+
+    from deepreg.data.encoding import as_model_input
+
+    genes = np.arange(min(2, dataset.n_genes))
+    conditions = np.arange(min(2, dataset.n_conditions))
+    background = config.data.background if config.data.n_encoding == "background" else None
+    inputs = {"sequence": as_model_input(dataset.sequences[genes], background),
+              "regulators": dataset.regulator_inputs()[conditions]}
+    if config.model.uses_gene_index:
+        inputs.update(gene=genes.astype(np.int32), condition=conditions.astype(np.int32))
+    outputs = keras.ops.convert_to_numpy(model(inputs, training=False))
+    return infer_signature(inputs, outputs)
 
 
 def _test_figure(config: RunConfig, result: TrainingResult, folder: Path) -> None:
