@@ -214,6 +214,11 @@ def run_attribution(model_uri: str, config: AttributionConfig = AttributionConfi
     return AttributionRun(run_id=run_id, summary=summary, report=(Path(keep) / "report.html") if keep else None)
 
 
+def file_safe(name: str) -> str:
+    """A gene or TF name as part of a file name: letters, digits, '.', '-' and '_' only (no spaces)."""
+    return re.sub(r"[^0-9A-Za-z._-]", "_", name)
+
+
 def _log_outputs(client, run_id: str, out: Path, summary: dict) -> None:
     import mlflow
 
@@ -379,7 +384,7 @@ def _compute(model, network, dataset, data_config, config: AttributionConfig, ou
             row = lookup.get(name.upper())
             if row is None:
                 continue
-            path = figures / f"sequence_{name}.png"
+            path = figures / f"sequence_{file_safe(name)}.png"
             sequence.plot_gene(seq_scores.scores[row], sequences[chosen[row]],
                                f"{name}: DeepLIFT summed over conditions", path, gradient=seq_grad.scores[row])
             report.figure(path)
@@ -493,7 +498,7 @@ def _compute(model, network, dataset, data_config, config: AttributionConfig, ou
         per_group["genes_with_sites"] = result.genes_with_sites
         tf_rows.append(per_group)
         knockouts.plot_tf_knockout(result, members, groups or {"all": np.arange(dataset.n_conditions)},
-                                   figures / f"tf_knockout_{name}.png")
+                                   figures / f"tf_knockout_{file_safe(name)}.png")
         overall = per_group.iloc[0]
         tf_summary[name] = {"ratio": float(overall["ratio"]), "p_value": float(overall["p_value"]),
                             "genes_with_sites": result.genes_with_sites}
@@ -509,7 +514,7 @@ def _compute(model, network, dataset, data_config, config: AttributionConfig, ou
                     "change| of its targets vs the other genes, per condition group (one-sided Mann-Whitney U).")
         report.table(tf_table, max_rows=60)
         for name in tf_summary:
-            report.figure(figures / f"tf_knockout_{name}.png")
+            report.figure(figures / f"tf_knockout_{file_safe(name)}.png")
             if "spearman_measured" in tf_summary[name]:
                 report.text(f"{name}: Spearman correlation of predicted and measured change "
                             f"{tf_summary[name]['spearman_measured']:.3f}.")

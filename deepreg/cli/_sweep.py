@@ -39,9 +39,13 @@ def register(subparsers) -> None:
     worker.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: the study's own)")
     worker.set_defaults(func=run_worker_command)
 
-    study = subparsers.add_parser("study", help="look at studies")
+    study = subparsers.add_parser("study", help="look at studies",
+                                  description="Look at the studies made by deepreg sweep (deepreg study show NAME).")
     actions = study.add_subparsers(dest="action", metavar="ACTION")
-    show = actions.add_parser("show", help="the trials of a study, its best trial and the command to promote it")
+    show = actions.add_parser("show", help="the trials of a study, its best trial and the command to promote it",
+                              description="Print a study's network-free baselines, its trials (state, value, test r "
+                                          "and margin over the best baseline, params, epochs, run), its best trial "
+                                          "and the command that promotes it.")
     show.add_argument("name", help="study name (or a refine spec's name, for its stages)")
     show.add_argument("--storage", help="Optuna storage URL (default: the journal next to the MLflow store)")
     show.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: the study's own)")
