@@ -82,6 +82,7 @@ def predict(model, sequences, regulators, **indices):
     ("concat", "3", (6,), {"feature_norm": True}), ("tensor", "global", (4,), {"skip": True}),
     ("bilinear", "global", (), {"head": ()}), ("bilinear", "3", (6,), BILINEAR_SKIP),
     ("bilinear", "none", (4,), {**BILINEAR_KMER, "head": (8,), "feature_norm": True}),
+    ("bilinear", "global", (), {**BILINEAR_KMER, "kmer_proximal": (15,)}),
     ("bilinear", "global", (6,), {**BILINEAR_KMER, "gene_embedding": True, "conv_layers": 0})])
 @pytest.mark.parametrize("reference", ["zero", "mean"])
 def test_regulator_scores_sum_to_delta(fusion, pool, units, options, reference):

@@ -245,12 +245,14 @@ def _kmer_step(branch, mode: str) -> Step:
     actual promoter's value, in the input and in every reference.
     """
     counts = branch[0]
-    scale, shift = np.ones(counts.n_kmers, np.float32), np.zeros(counts.n_kmers, np.float32)
+    width = counts.n_kmers * (1 + len(counts.proximal))  # whole promoter, then each proximal window
+    scale, shift = np.ones(width, np.float32), np.zeros(width, np.float32)
     for layer in branch[1:]:
         if type(layer).__name__ == "BatchNormalization":
             affine = _batch_norm(layer).arrays
             scale, shift = scale * affine["scale"], shift * affine["scale"] + affine["shift"]
-    return Step(KMER, counts.name, {"scale": scale, "shift": shift}, {"k": int(counts.k), "mode": mode})
+    return Step(KMER, counts.name, {"scale": scale, "shift": shift},
+                {"k": int(counts.k), "proximal": [int(w) for w in counts.proximal], "mode": mode})
 
 
 def _kmer_join(layer, branch) -> Step:

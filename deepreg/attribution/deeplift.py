@@ -172,15 +172,16 @@ _KMER_ALONE = ("attribution: the sequence tower is k-mer counts alone (model.seq
 
 
 @functools.lru_cache(maxsize=None)
-def _kmer_counter(k: int):
+def _kmer_counter(k: int, proximal: tuple[int, ...] = ()):
     from deepreg.models.bilinear import GeneKmerCounts
 
-    return GeneKmerCounts(k, dtype="float32")
+    return GeneKmerCounts(k, proximal, dtype="float32")
 
 
 def kmer_features(step: net.Step, promoters):
-    """The standardised k-mer counts of promoters (N x L x 4), computed as the model does: N x K."""
-    counts = _kmer_counter(int(step.options["k"]))(promoters)
+    """The standardised k-mer counts of promoters (N x L x 4), computed as the model does: N x K
+    (K x (1 + proximal windows) with `model.sequence.kmer_proximal`)."""
+    counts = _kmer_counter(int(step.options["k"]), tuple(step.options.get("proximal", ())))(promoters)
     return counts * tf.constant(step.arrays["scale"]) + tf.constant(step.arrays["shift"])
 
 

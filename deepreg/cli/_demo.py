@@ -143,7 +143,8 @@ def run_demo_attribution(model_uri: str, data: str, study: str, args: argparse.N
 
 
 class StudyProgress:
-    """A progress bar over the study's trials beside each trial's own line (tqdm, on stderr)."""
+    """A progress bar over the study's trials beside each trial's own line (tqdm, on stderr; on a
+    terminal only: in a log the trial lines say as much)."""
 
     def __init__(self, trials: int | None):
         self.trials = trials
@@ -152,7 +153,7 @@ class StudyProgress:
     def __enter__(self):
         from tqdm.auto import tqdm
 
-        self.bar = tqdm(total=self.trials, desc="study", unit="trial", leave=True)
+        self.bar = tqdm(total=self.trials, desc="study", unit="trial", leave=True, disable=None)
         return self
 
     def line(self, text: str) -> None:

@@ -86,6 +86,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         if args.trials is not None and args.trials < 1:
             raise DeepRegError("--trials: expected at least 1 trial")
         spec = spec.with_budget(trials=args.trials, minutes=args.minutes)
+    spec.validate_points()  # every grid point (and a sample of a continuous space) before trial 0
     uri = resolve_tracking_uri(args.tracking_uri)
     storage = args.storage or default_storage_url(uri)
     _prepare(args)

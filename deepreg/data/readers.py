@@ -242,6 +242,10 @@ def read_id_list(path: str | Path, what: str = "regulator") -> tuple[str, ...]:
     return tuple(ids)
 
 
+# What gene tables write where a gene has no symbol (the Gasch tables: UNKNOWN for 3,546 ORFs).
+NO_SYMBOL = frozenset({"UNKNOWN", "NA", "N/A", "NONE", "-"})
+
+
 def symbol_from_name(name: str, orf: str) -> str:
     """The gene symbol in a PCL NAME field, or "" when it holds none.
 
@@ -250,7 +254,7 @@ def symbol_from_name(name: str, orf: str) -> str:
     letter, then upper-case letters, digits or dashes, at most 16).
     """
     for word in re.split(r"[\s|,;]+", name.strip()):
-        if word and word.upper() != orf.upper() and SYMBOL.fullmatch(word):
+        if word and word.upper() != orf.upper() and word.upper() not in NO_SYMBOL and SYMBOL.fullmatch(word):
             return word
     return ""
 
@@ -262,4 +266,4 @@ def read_gene_symbols(path: str | Path) -> dict[str, str]:
     missing = {"UID", "GENE"} - set(table.columns)
     if missing:
         raise DeepRegError(f"{path}: line 1: expected columns UID and GENE, missing {sorted(missing)}")
-    return {uid: gene for uid, gene in zip(table["UID"], table["GENE"]) if gene}
+    return {uid: gene for uid, gene in zip(table["UID"], table["GENE"]) if gene and gene.upper() not in NO_SYMBOL}

@@ -649,7 +649,10 @@ def _write_bundle(out_dir: Path, config: SimulationConfig, genes: Genes, conditi
                   factors: Sequence[TranscriptionFactor], motifs: Mapping[str, Motif], loadings: np.ndarray,
                   decoy_partners: Sequence[str], sites: Sequence[Site], effects: np.ndarray,
                   n_sites: np.ndarray) -> Path:
-    (out_dir / "truth").mkdir(parents=True, exist_ok=True)
+    try:
+        (out_dir / "truth").mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DeepRegError(f"--out {out_dir}: cannot make the folder ({error.strerror or error})") from None
     files = {
         "expression.pcl.gz": _gzip_bytes(_pcl_text(genes, conditions["name"], expression, missing)),
         "promoters.fa.gz": _gzip_bytes(_fasta_text(genes.uids, codes, lengths)),

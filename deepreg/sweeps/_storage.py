@@ -61,10 +61,14 @@ def open_storage(url: str, *, heartbeat_seconds: int = 15, stale_after_seconds: 
         if must_exist and not path.is_file():
             raise DeepRegError(f"--storage {url}: no journal file at {path} (run deepreg sweep first, "
                                "or give the storage the study was made in)")
-        path.parent.mkdir(parents=True, exist_ok=True)
         from optuna.storages.journal import JournalFileBackend, JournalStorage
-        return StorageInfo(url=JOURNAL_PREFIX + str(path), kind="journal",
-                           storage=JournalStorage(JournalFileBackend(str(path))))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            backend = JournalFileBackend(str(path))
+        except OSError as error:
+            raise DeepRegError(f"--storage {url}: cannot make the journal file {path} "
+                               f"({error.strerror or error}); give a folder you can write to") from None
+        return StorageInfo(url=JOURNAL_PREFIX + str(path), kind="journal", storage=JournalStorage(backend))
     scheme = url.split(":", 1)[0].split("+", 1)[0].lower()
     if scheme not in RDB_SCHEMES:
         raise DeepRegError(f"--storage {url!r}: expected journal:PATH or a database URL "
