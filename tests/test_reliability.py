@@ -385,3 +385,20 @@ def test_attribute_of_an_unknown_run_is_one_line(tmp_path, cli, monkeypatch):
     assert output.err.strip() == (f"deepreg attribute: error: --model runs:/0123456789abcdef/model: no run "
                                   f"'0123456789abcdef' in the tracking store {uri} (expected runs:/RUN_ID/model of "
                                   "a run there, or models:/NAME@ALIAS)")
+
+
+def test_a_full_disk_behind_a_librarys_own_exception_is_still_found():
+    """MLflow, h5py and SQLAlchemy wrap ENOSPC in their own errors; the CLI still says 'no space left'."""
+    from deepreg.cli import _disk_full_cause
+
+    class ArtifactUploadFailed(Exception):
+        pass
+
+    try:
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device", "model.keras")
+        except OSError as error:
+            raise ArtifactUploadFailed("could not log the model") from error
+    except ArtifactUploadFailed as wrapped:
+        assert _disk_full_cause(wrapped).filename == "model.keras"
+    assert _disk_full_cause(ValueError("a different problem")) is None

@@ -76,17 +76,32 @@ def main(argv: list[str] | None = None) -> int:
     except DeepRegError as error:
         print(f"deepreg {args.command}: error: {error}", file=sys.stderr)
         return 2
-    except OSError as error:
-        if error.errno != errno.ENOSPC:
-            raise
-        print(f"deepreg {args.command}: error: {_disk_full_message(error)}", file=sys.stderr)
-        return 2
     except Terminated:
         print(f"deepreg {args.command}: terminated (SIGTERM)", file=sys.stderr)
         return 143
     except KeyboardInterrupt:
         print(f"deepreg {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as error:
+        full = _disk_full_cause(error)
+        if full is None:
+            raise
+        print(f"deepreg {args.command}: error: {_disk_full_message(full)}", file=sys.stderr)
+        return 2
+
+
+def _disk_full_cause(error: BaseException) -> OSError | None:
+    """The ENOSPC OSError behind an exception, itself or anywhere in its cause/context chain (MLflow,
+    h5py and SQLAlchemy wrap the OS error in their own exceptions)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+            return error
+        if "No space left on device" in str(error):
+            return OSError(errno.ENOSPC, "No space left on device")
+        error = error.__cause__ or error.__context__
+    return None
 
 
 if __name__ == "__main__":

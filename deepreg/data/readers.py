@@ -242,8 +242,9 @@ def read_id_list(path: str | Path, what: str = "regulator") -> tuple[str, ...]:
     return tuple(ids)
 
 
-# What gene tables write where a gene has no symbol (the Gasch tables: UNKNOWN for 3,546 ORFs).
-NO_SYMBOL = frozenset({"UNKNOWN", "NA", "N/A", "NONE", "-"})
+# What gene tables write where a gene has no symbol (the Gasch tables: UNKNOWN for 3,546 ORFs, or the
+# first word of "SIMILAR TO ...").
+NO_SYMBOL = frozenset({"UNKNOWN", "SIMILAR", "NA", "N/A", "NONE", "-"})
 
 
 def symbol_from_name(name: str, orf: str) -> str:
