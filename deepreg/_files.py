@@ -114,3 +114,17 @@ def _is_stale(candidate: Path, now: float) -> bool:
 
 def _host() -> str:
     return socket.gethostname().replace("~", "-")
+
+
+def disk_full_cause(error: BaseException) -> OSError | None:
+    """The ENOSPC OSError behind an exception, itself or anywhere in its cause/context chain (MLflow,
+    h5py and SQLAlchemy wrap the OS error in their own exceptions)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+            return error
+        if "No space left on device" in str(error):
+            return OSError(errno.ENOSPC, "No space left on device")
+        error = error.__cause__ or error.__context__
+    return None

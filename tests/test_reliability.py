@@ -389,7 +389,7 @@ def test_attribute_of_an_unknown_run_is_one_line(tmp_path, cli, monkeypatch):
 
 def test_a_full_disk_behind_a_librarys_own_exception_is_still_found():
     """MLflow, h5py and SQLAlchemy wrap ENOSPC in their own errors; the CLI still says 'no space left'."""
-    from deepreg.cli import _disk_full_cause
+    from deepreg._files import disk_full_cause
 
     class ArtifactUploadFailed(Exception):
         pass
@@ -400,5 +400,5 @@ def test_a_full_disk_behind_a_librarys_own_exception_is_still_found():
         except OSError as error:
             raise ArtifactUploadFailed("could not log the model") from error
     except ArtifactUploadFailed as wrapped:
-        assert _disk_full_cause(wrapped).filename == "model.keras"
-    assert _disk_full_cause(ValueError("a different problem")) is None
+        assert disk_full_cause(wrapped).filename == "model.keras"
+    assert disk_full_cause(ValueError("a different problem")) is None

@@ -9,7 +9,6 @@ in progress is marked KILLED with what it has logged), exit status 143.
 from __future__ import annotations
 
 import argparse
-import errno
 import importlib
 import logging
 import os
@@ -17,6 +16,7 @@ import pkgutil
 import sys
 
 from deepreg import __version__
+from deepreg._files import disk_full_cause
 from deepreg._quiet import import_keras_quietly
 from deepreg._signals import Terminated, stop_on_sigterm
 from deepreg.errors import DeepRegError
@@ -83,25 +83,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"deepreg {args.command}: interrupted", file=sys.stderr)
         return 130
     except Exception as error:
-        full = _disk_full_cause(error)
+        full = disk_full_cause(error)
         if full is None:
             raise
         print(f"deepreg {args.command}: error: {_disk_full_message(full)}", file=sys.stderr)
         return 2
-
-
-def _disk_full_cause(error: BaseException) -> OSError | None:
-    """The ENOSPC OSError behind an exception, itself or anywhere in its cause/context chain (MLflow,
-    h5py and SQLAlchemy wrap the OS error in their own exceptions)."""
-    seen = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
-            return error
-        if "No space left on device" in str(error):
-            return OSError(errno.ENOSPC, "No space left on device")
-        error = error.__cause__ or error.__context__
-    return None
 
 
 if __name__ == "__main__":

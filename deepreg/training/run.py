@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import shutil
 import tempfile
 import time
 from pathlib import Path
 from typing import Mapping
+from urllib.parse import urlparse
 
 import keras
 import mlflow
 import numpy as np
 
+from deepreg._files import disk_full_cause
 from deepreg._signals import interruption_reason
 from deepreg.data.dataset import Dataset, load_dataset
 from deepreg.data.splits import describe
@@ -89,12 +92,22 @@ def tracked_training(config: RunConfig, *, experiment: str = DEFAULT_EXPERIMENT,
         raise
     except BaseException as error:
         message = f"{type(error).__name__}: {error}"
+        if disk_full_cause(error) is not None:
+            message += "; its partial artifacts were removed"
+            _remove_local_artifacts(client, run_id)
         _set_tags(client, run_id, {"deepreg.error": message, "deepreg.state": "failed", "deepreg.reason": message})
         client.set_terminated(run_id, "FAILED")
         raise
     client.set_tag(run_id, "deepreg.state", "finished")
     client.set_terminated(run_id, "FINISHED")
     return TrackedRun(run_id=run_id, experiment_id=experiment_id, model_uri=model_uri, result=result, dataset=dataset)
+
+
+def _remove_local_artifacts(client: mlflow.MlflowClient, run_id: str) -> None:
+    """Delete a failed run's local artifact folder, so that no half-written model or figure stays behind."""
+    location = client.get_run(run_id).info.artifact_uri
+    if location.startswith("file:"):
+        shutil.rmtree(Path(urlparse(location).path), ignore_errors=True)
 
 
 def _set_tags(client: mlflow.MlflowClient, run_id: str, tags: Mapping[str, str]) -> None:
