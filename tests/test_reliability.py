@@ -197,7 +197,7 @@ def start_long_training(folder: Path, compendium) -> subprocess.Popen:
     folder.mkdir()
     (folder / "run.yaml").write_text(run_yaml(compendium, training="training: {epochs: 500, block_genes: 16, "
                                               "block_conditions: 8, early_stopping_patience: 500, lr_patience: 500}\n"))
-    environment = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    environment = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
     environment.pop("MLFLOW_TRACKING_URI", None)
     # Output goes to files, not pipes: an unread pipe would fill up and stall the training.
     with open(folder / "stdout.log", "w") as stdout, open(folder / "stderr.log", "w") as stderr:
@@ -221,15 +221,20 @@ def the_run(folder: Path):
 
 
 def wait_until_mid_epoch(folder: Path, process: subprocess.Popen, seconds: float = 400) -> None:
-    """Until the run has logged its first epoch (so the signal lands between epochs 1 and 500)."""
+    """Until the run has logged its first epoch (so the signal lands between epochs 1 and 500).
+
+    The store is opened only after the training printed its first epoch's line: opening it while the
+    subprocess is still creating it would run MLflow's schema migrations twice on one new database.
+    """
     deadline = time.time() + seconds
     while time.time() < deadline:
         assert process.poll() is None, stderr_of(folder)[-3000:]
-        if (folder / "mlruns" / "mlflow.db").is_file():
+        printed = (folder / "stdout.log").read_text() if (folder / "stdout.log").is_file() else ""
+        if "val_loss" in printed:
             try:
                 if store_of(folder).get_metric_history(the_run(folder).info.run_id, "val_loss"):
                     return
-            except Exception:  # the store is still being created by the run
+            except Exception:  # the epoch's metrics are still being written
                 pass
         time.sleep(0.5)
     raise AssertionError("the run logged no epoch in time")
