@@ -41,3 +41,13 @@ def keras_verbosity() -> int:
 
 def mlflow_ui_hint(tracking_uri: str) -> str:
     return f"mlflow ui --backend-store-uri {tracking_uri}"
+
+
+def runs_page(outcome) -> str:
+    """The MLflow UI's runs table of a study's experiment, in the model-training view (not GenAI)."""
+    import mlflow
+
+    from deepreg.sweeps._tracking import ui_runs_url
+
+    run = mlflow.MlflowClient(outcome.tracking_uri).get_run(outcome.parent_run_id)
+    return ui_runs_url(run.info.experiment_id)

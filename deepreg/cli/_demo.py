@@ -12,7 +12,7 @@ import argparse
 import time
 from importlib import resources
 
-from deepreg.cli._common import add_tracking_options, keras_verbosity, mlflow_ui_hint
+from deepreg.cli._common import add_tracking_options, keras_verbosity, mlflow_ui_hint, runs_page
 from deepreg.errors import DeepRegError
 
 DEMO_DATA = ("yeast", "simulated")
@@ -106,12 +106,13 @@ def run_demo(args: argparse.Namespace) -> int:
     print(f"the study:  deepreg study show {spec.name} --storage {storage}")
     print(f"look at it: {mlflow_ui_hint(uri)}   (experiment '{args.experiment}': the study's run, its trials "
           "nested under it, and the attribution run)")
+    print(f"  then open {runs_page(outcome)}")
     print(f"Demo wall time: {time.perf_counter() - started:.0f} s")
     return 0
 
 
 def print_comparison(outcome) -> None:
-    """The baselines the study fitted next to its trials' test scores, best first."""
+    """The study's table: the baselines it fitted, then its trials with their margins over the best one."""
     from deepreg.sweeps import describe_study
 
     print()
@@ -130,7 +131,8 @@ def run_demo_attribution(model_uri: str, data: str, study: str, args: argparse.N
     folder = Path(args.output or Path("deepreg-demo") / study)
     print(f"\nattribution of {model_uri} ...", flush=True)
     result = run_attribution(model_uri, config, tracking_uri=uri, experiment=args.experiment,
-                             run_name=f"attribution {study}", keep=folder, say=lambda text: print(f"  {text}", flush=True))
+                             run_name=f"attribution {study}", keep=folder,
+                             say=lambda text: print(f"  {text}", flush=True))
     for check in result.summary.get("checks", []):
         status = "" if check.get("passed") is None else ("PASS " if check["passed"] else "FAIL ")
         print(f"  {status}{check['check']}: {check['result']}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import signal
 
-from deepreg.cli._common import add_override_option, add_tracking_options, mlflow_ui_hint, parse_overrides
+from deepreg.cli._common import add_override_option, add_tracking_options, mlflow_ui_hint, parse_overrides, runs_page
 from deepreg.errors import DeepRegError
 
 
@@ -130,15 +130,7 @@ def _print_end(outcome, spec, storage: str) -> None:
               f"run {best.user_attrs.get('deepreg.run_id', '?')}")
     print(f"the table: deepreg study show {spec.name} --storage {outcome.storage_url}")
     print(f"look at it with: {mlflow_ui_hint(outcome.tracking_uri)}")
-    print(f"  then open {_runs_page(outcome)} (the study's run, its trials nested under it)")
-
-
-def _runs_page(outcome) -> str:
-    import mlflow
-
-    from deepreg.sweeps._tracking import ui_runs_url
-    experiment_id = mlflow.MlflowClient(outcome.tracking_uri).get_run(outcome.parent_run_id).info.experiment_id
-    return ui_runs_url(experiment_id)
+    print(f"  then open {runs_page(outcome)} (the study's run, its trials nested under it)")
 
 
 def run_study_show(args: argparse.Namespace) -> int:
