@@ -31,4 +31,4 @@ def process_alive(pid: int, start: str) -> bool:
     fields = _stat_fields(pid)
     if fields is None:
         return True  # no /proc: a live pid is all that can be known
-    return fields[0] != "Z" and (not start or fields[19] == start)
+    return fields[0] != "Z" and (not start or len(fields) <= 19 or fields[19] == start)

@@ -33,6 +33,8 @@ import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
+from deepreg._process import process_alive, process_start
+
 log = logging.getLogger(__name__)
 
 WORKER_ATTR = "deepreg.worker"
@@ -45,41 +47,10 @@ DEATH_ATTR = "deepreg.death"
 _WORKER_ID = uuid.uuid4().hex[:12]
 
 
-def process_start(pid: int) -> str | None:
-    """The start time of a process in clock ticks since boot (Linux), to detect pid reuse."""
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            fields = handle.read().rsplit(")", 1)[1].split()
-        return fields[19]
-    except (OSError, IndexError):
-        return None
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return False
-
-
 def identity() -> dict:
     """Who runs a trial: recorded on the trial when it starts."""
     pid = os.getpid()
     return {"host": socket.gethostname(), "pid": pid, "start": process_start(pid), "worker": _WORKER_ID}
-
-
-def pid_alive(pid: int, start: str | None) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # exists, owned by someone else
-    if _is_zombie(pid):
-        return False
-    current = process_start(pid)
-    return not (start and current and current != start)
 
 
 def verdict(trial: FrozenTrial, *, journal: bool, stale_after: float, now: float | None = None) -> str | None:
@@ -89,7 +60,7 @@ def verdict(trial: FrozenTrial, *, journal: bool, stale_after: float, now: float
     if who.get("host") == socket.gethostname() and isinstance(who.get("pid"), int):
         if who["pid"] == os.getpid() and who.get("worker") == _WORKER_ID:
             return None  # this process; it reaps only between its own trials
-        if pid_alive(who["pid"], who.get("start")):
+        if process_alive(who["pid"], who.get("start") or ""):
             return None
         return f"worker {who['host']}:{who['pid']} is gone"
     if not journal:
