@@ -23,6 +23,7 @@ from deepreg.errors import DeepRegError
 
 STRE_SITE = "TAGGGGT"
 REGB_SITE = "TGACTCA"
+DECOY_SITE = "GCGCATGC"   # planted nowhere
 WILD_TYPE_HEAT = "DBY7286 37degree heat - 20 min"
 DELETION_HEAT = "DBYmsn2-4- 37degree heat - 20 min"
 REGULATORS = ("MSN2", "MSN4", "REGB") + tuple(f"DEC{i}" for i in range(1, 10))
@@ -93,7 +94,8 @@ def _site_meme(path: Path) -> Path:
         return matrix
 
     rng = np.random.default_rng(1)
-    known = {"MA0341.1 MSN2": pwm(STRE_SITE), "MA0303.1 REGB": pwm(REGB_SITE)}
+    known = {"MA0341.1 MSN2": pwm(STRE_SITE), "MA0303.1 REGB": pwm(REGB_SITE),
+             "MA9999.1 DEC1": pwm(DECOY_SITE)}   # a decoy with a motif: knocked out automatically too
     known.update({f"MR{i:03d} random{i}": rng.dirichlet(np.ones(4) * 0.5, 8) for i in range(20)})
     return motifs.write_meme(path, known)
 
@@ -182,6 +184,23 @@ def test_knockout_of_planted_deletion_correlates_with_the_held_out_measurement(a
     assert heat.loc["sites masked + expression lowered", "spearman_top"] > 0.3
     assert heat.loc["expression lowered only", "spearman"] > 0.3
     assert heat.loc["sites masked + expression lowered", "genes_with_sites"] >= attributed["files"]["msn2"].sum()
+
+
+def test_automatic_knockout_of_a_planted_tf_moves_its_targets_and_a_decoys_does_not(attributed):
+    """`--known-targets` without `--knockout`: every TF with targets and a motif of its name is knocked out."""
+    table = pd.read_csv(attributed["output"] / "tables" / "tf_knockouts_auto.tsv", sep="\t").set_index("symbol")
+    assert set(table.index) == {"MSN2", "REGB", "DEC1"}
+    assert (table["conditions"] == 16).all()          # predicted in the TF's 16 highest conditions, not all 50
+    for planted in ("MSN2", "REGB"):
+        assert table.loc[planted, "auroc"] > 0.7 and table.loc[planted, "q_value"] < 0.01
+        assert table.loc[planted, "auroc"] > table.loc["DEC1", "auroc"] + 0.25
+    assert table.loc["MSN2", "auroc"] > 0.9 and table.loc["MSN2", "rank"] == 1  # no other knock-out moves them more
+    assert abs(table.loc["DEC1", "auroc"] - 0.5) < 0.15
+    results = json.loads(attributed["results"].read_text())
+    line = results["tf_knockouts_auto"]["references"]["reference"]
+    assert line["tfs"] == 3 and line["per_tf"]["MSN2"]["auroc"] == pytest.approx(table.loc["MSN2", "auroc"])
+    html = (attributed["output"] / "report.html").read_text()
+    assert "TF knock-outs against known targets (automatic)" in html
 
 
 def test_results_json_and_report(attributed):

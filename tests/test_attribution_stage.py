@@ -146,6 +146,42 @@ def test_attribute_end_to_end(champion, capsys):
     assert {"report.html", "summary.json", "tables", "figures", "motifs"} <= artifacts
 
 
+def test_attribute_bilinear_conv_and_kmer_model_without_gene_embedding(champion, tmp_path):
+    """The architecture whose full stage failed in sequence DeepLIFT (bilinear fusion, mirrored conv tower
+    beside proximal k-mer counts, no per-gene embedding), end to end: sequence DeepLIFT over several
+    blocks of promoters x 10 shuffles (a short last block), gradient x input, and the automatic TF
+    knock-outs on its cached tower features."""
+    import dataclasses
+
+    from synthetic import MOTIF_A, MOTIF_B, tiny_run_config
+
+    from deepreg.models.config import HeadConfig, ModelConfig, RegulatorConfig, SequenceConfig
+    from deepreg.training.run import tracked_training
+
+    files, uri = champion["files"], champion["uri"]
+    model = ModelConfig(name="bilinear-conv-kmer", fusion="bilinear", rank=4, gene_embedding=False,
+                        sequence=SequenceConfig(filters=(8,), filter_width=(7,), reverse_complement="mirrored",
+                                                kmer=2, kmer_proximal=(20, 40), dense_units=(8,), feature_norm=True),
+                        regulators=RegulatorConfig(dense_units=(8,), skip=True), head=HeadConfig(dense_units=()))
+    config = dataclasses.replace(tiny_run_config(tmp_path, files, epochs=2, block_genes=30), model=model)
+    run = tracked_training(config, experiment="attribute-bilinear", tracking_uri=uri, verbose=0)
+    named = motifs.write_meme(tmp_path / "named.meme", {"MA_A.1 G0000": _site_pwm(MOTIF_A),
+                                                        "MA_B.1 G0001": _site_pwm(MOTIF_B)})
+    output = tmp_path / "out"
+    code = main(["attribute", "--model", f"runs:/{run.run_id}/model", "--tracking-uri", uri, "--experiment",
+                 "attribute-bilinear", "--targets", str(champion["targets"]), "--motifs", str(named),
+                 "--knockout", "auto", "--sequence-genes", "20", "--shuffles", "10", "--no-modisco",
+                 "--output", str(output), "--set", "knockout_filters=1", "--set", "knockout_conditions=4"])
+    assert code == 0
+    summary = json.loads((output / "summary.json").read_text())
+    assert summary["sequence"]["genes"] == 20 and summary["sequence"]["references"] == 10
+    scores = np.load(output / "tables" / "sequence_scores.npz")
+    assert scores["deeplift"].shape == (20, 60, 4) and np.isfinite(scores["deeplift"]).all()
+    assert {"sequence_deeplift_s", "sequence_gradient_s", "auto_knockouts_s"} <= set(summary["timings"])
+    automatic = pd.read_csv(output / "tables" / "tf_knockouts_auto.tsv", sep="\t")
+    assert set(automatic["regulator"]) == {"G0000", "G0001"} and (automatic["conditions"] == 4).all()
+
+
 def test_attribute_errors_are_one_line(champion, capsys):
     uri = champion["uri"]
     assert main(["attribute", "--model", "models:/deepreg@nope", "--tracking-uri", uri]) == 2
@@ -179,3 +215,59 @@ def test_tf_knockout_targets_and_measured_profile(tmp_path):
                                                        enumerate(result.change.mean(axis=1))))
     measured = knockouts.read_measured_profile(profile, genes, [""] * 6)
     assert knockouts.compare_measured(result.change, measured)["rho"] > 0.99
+
+
+@pytest.mark.parametrize("fusion,task", [("bilinear", "regression"), ("tensor", "classification")])
+def test_cached_knockouts_are_the_full_knockouts_on_the_conditions_given(fusion, task):
+    """The fast path (tower features cached, only promoters with sites re-run, only chosen conditions
+    predicted) gives exactly what `tf_knockout` gives by predicting everything again."""
+    import keras
+
+    from deepreg.models.build import build_model
+    from deepreg.models.config import HeadConfig, ModelConfig, SequenceConfig
+
+    keras.utils.set_random_seed(0)
+    if fusion == "bilinear":
+        config = ModelConfig(fusion="bilinear", rank=4, gene_embedding=True, head=HeadConfig(dense_units=()),
+                             sequence=SequenceConfig(filters=(4,), filter_width=(5,), kmer=2, kmer_proximal=(10,)))
+        model, gene_index = build_model(config, 40, 5, n_genes=20, n_conditions=10), np.arange(9) + 3
+    else:
+        config = ModelConfig(task=task, sequence=SequenceConfig(filters=(4,), filter_width=(5,)),
+                             head=HeadConfig(dense_units=(8,)))
+        model, gene_index = build_model(config, 40, 5), None
+    rng = np.random.default_rng(0)
+    sequences = np.eye(4, dtype=np.uint8)[rng.integers(0, 4, (9, 40))]
+    inputs = rng.normal(size=(6, 5)).astype(np.float32)
+    mask = np.zeros((9, 40), bool)
+    mask[2:4, 10:15] = True
+    columns = np.array([1, 4])
+    indices = {"gene_index": gene_index, "condition_index": columns} if gene_index is not None else {}
+    background = (0.3, 0.2, 0.2, 0.3)
+    full = knockouts.tf_knockout(model, sequences, inputs[columns], 2, mask, fold=32, background=background, **indices)
+    cached = knockouts.CachedKnockouts(model, sequences, background=background, gene_index=gene_index)
+    fast = cached.knockout(inputs[columns], 2, mask, fold=32, condition_index=columns)
+    for mine, reference in ((fast.change, full.change), (fast.change_sites, full.change_sites),
+                            (fast.change_expression, full.change_expression)):
+        np.testing.assert_allclose(mine, reference, atol=1e-5)
+    assert fast.change.shape == (9, 2) and fast.genes_with_sites == 2
+    assert cached.knockout(inputs[columns], 2, mask, condition_index=columns, separate=False).change_sites is None
+
+
+def test_automatic_knockouts_pick_tfs_with_targets_and_a_motif_of_their_name():
+    from deepreg.attribution import auto_knockouts
+
+    pwm = np.full((4, 4), 0.25)
+    known = {"MA0001.1 AAA": pwm, "MA0001.2 AAA": pwm, "MA0002.1 Bbb": pwm, "MA0003.1 YCCC": pwm}
+    regulators, symbols = ["YAAA", "YBBB", "YCCC", "YDDD"], ["AAA", "BBB", "", "DDD"]
+    references = {"one": ("a table", {0: np.arange(5), 2: np.arange(9), 3: np.arange(20)}),
+                  "two": ("another", {1: np.arange(7)})}
+    chosen = auto_knockouts.choose_tfs(references, regulators, symbols, known, limit=10)
+    assert [(c.name, c.motif, c.targets) for c in chosen] == [("YCCC", "MA0003.1 YCCC", 9), ("BBB", "MA0002.1 Bbb", 7),
+                                                              ("AAA", "MA0001.2 AAA", 5)]   # DDD: no motif
+    limited = auto_knockouts.choose_tfs(references, regulators, symbols, known, limit=2)
+    assert [c.name for c in limited] == ["YCCC", "BBB"]
+    assert auto_knockouts.requested(("auto",), (), 20) and auto_knockouts.requested((), ("bundled",), 20)
+    assert not auto_knockouts.requested(("MSN2",), ("bundled",), 20) and not auto_knockouts.requested(("auto",), (), 0)
+    inputs = np.array([[0.0, 1.0], [3.0, 0.0], [-1.0, 2.0], [2.0, 0.5]])
+    assert auto_knockouts.knockout_conditions(inputs, 0, 2).tolist() == [1, 3]
+    assert auto_knockouts.knockout_conditions(inputs, 0, 0).tolist() == [0, 1, 2, 3]

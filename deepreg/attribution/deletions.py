@@ -86,17 +86,17 @@ def compare(predicted: np.ndarray, measured: np.ndarray, n_top: int) -> dict:
             "spearman_top": over_top["rho"], "spearman_top_p": over_top["p_value"], "top_genes": over_top["n"]}
 
 
-def deletion_checks(model, sequences, inputs, expression, conditions, regulator_at: dict[str, int], *, fold: float,
-                    site_mask, deletions=GASCH_DELETIONS, held_out=(), n_top: int = 200, background=None,
-                    gene_index=None) -> pd.DataFrame:
+def deletion_checks(cached, inputs, expression, conditions, regulator_at: dict[str, int], *, fold: float,
+                    site_mask, deletions=GASCH_DELETIONS, held_out=(), n_top: int = 200) -> pd.DataFrame:
     """For each measured deletion present in the data: the knock-out predicted in the wild-type condition,
     with and without site masking, against deletion minus wild type (Spearman over genes and top movers).
 
-    site_mask(motif) -> G x L mask of the sites to remove; regulator_at maps upper-case names to
-    regulator positions; held_out are the condition indices kept out of training.
+    cached: a `knockouts.CachedKnockouts` of the scored promoters (the sequence tower runs once for
+    them, then only on the promoters with sites of each deletion's motif); inputs: the regulator
+    inputs of every condition (C x R); site_mask(motif) -> G x L mask of the sites to remove;
+    regulator_at maps upper-case names to regulator positions; held_out are the condition indices
+    kept out of training.
     """
-    from deepreg.attribution import knockouts
-
     rows = []
     held_out = set(int(i) for i in held_out)
     for deletion in deletions:
@@ -110,9 +110,7 @@ def deletion_checks(model, sequences, inputs, expression, conditions, regulator_
                                f"matches a mutant array ({conditions[wild[0]]!r})")
         measured = measured_effect(expression, mutant, int(wild[0]))
         mask = site_mask(deletion.motif)
-        result = knockouts.tf_knockout(model, sequences, inputs[wild], positions, mask, fold=fold,
-                                       background=background, name=deletion.key, gene_index=gene_index,
-                                       condition_index=wild)
+        result = cached.knockout(inputs[wild], positions, mask, fold=fold, condition_index=wild, name=deletion.key)
         base = {"deletion": deletion.key, "label": deletion.label,
                 "tfs": ", ".join(tf for tf in deletion.tfs if tf.upper() in regulator_at),
                 "wild_type": str(conditions[wild[0]]), "mutants": " | ".join(str(conditions[i]) for i in mutant),

@@ -17,8 +17,10 @@ it and its data (the run's `data.*` params), then:
    (or a MEME file), q-values, logos, MEME export; TF-MoDISco on the DeepLIFT scores, matched the same way;
 5. in-silico knock-outs: filters (Fisher test of the most moved genes against the matched TF's
    targets) and TFs (sites -> N, expression / 32; targets vs others per condition group; Spearman with a
-   measured profile when given);
-   and knock-outs against the deletions measured in the compendium (`deletions.py`);
+   measured profile when given); every TF with known targets and a motif of its name, automatically
+   (`auto_knockouts.py`: AUROC of the predicted change for its targets); and knock-outs against the
+   deletions measured in the compendium (`deletions.py`); TF knock-outs run on cached tower features
+   and predict only the conditions they need (`knockouts.CachedKnockouts`);
 6. ground-truth checks when the data has a truth folder (the bundled simulated data);
 7. what part of the predictions comes through per-gene / per-condition lookup terms (embeddings, a
    baseline table), which is not regulation (`gene_terms.py`).
@@ -66,6 +68,8 @@ class AttributionConfig(Config):
     knockout_filters: int = 8
     knockout_top_genes: int = 50
     tf_knockouts: tuple[str, ...] = ()
+    auto_knockouts: int = 20
+    knockout_conditions: int = 16
     fold: float = 32.0
     condition_groups: str | None = None
     measured: str | None = None
@@ -85,6 +89,10 @@ class AttributionConfig(Config):
             raise DeepRegError(f"attribution.fold: expected a positive factor, got {self.fold}")
         if not 0 < self.known_target_q < 1:
             raise DeepRegError(f"attribution.known_target_q: expected a value in (0, 1), got {self.known_target_q}")
+        if self.auto_knockouts < 0 or self.knockout_conditions < 0:
+            raise DeepRegError(f"attribution.auto_knockouts ({self.auto_knockouts}) and "
+                               f"attribution.knockout_conditions ({self.knockout_conditions}): expected counts >= 0 "
+                               "(0: no automatic knock-outs; all conditions)")
         if self.deletion_top_genes < 3:
             raise DeepRegError(f"attribution.deletion_top_genes: expected at least 3 genes, got {self.deletion_top_genes}")
 
@@ -249,7 +257,8 @@ def _flatten(values: dict, prefix: str = "") -> dict:
 
 def _compute(model, network, dataset, data_config, config: AttributionConfig, out: Path, say, *, title: str,
              subtitle: str) -> dict:
-    from deepreg.attribution import deeplift, knockouts, motifs, regulators, sequence
+    from deepreg.attribution import auto_knockouts, deeplift, knockouts, motifs, regulators, sequence
+    from deepreg.attribution._progress import progress_bar
     from deepreg.attribution.predict import predict
     from deepreg.attribution.report import Report
     from deepreg.attribution.truth import load_truth, motif_checks, regulator_checks
@@ -281,8 +290,9 @@ def _compute(model, network, dataset, data_config, config: AttributionConfig, ou
     # ---------------------------------------------------------------- 1. regulators
     started = time.perf_counter()
     say(f"regulator DeepLIFT for {len(genes) * dataset.n_conditions:,} pairs x {dataset.n_regulators} regulators ...")
-    sums = deeplift.regulator_scores(model, sequences, inputs, reference=config.reference, reduce="abs_sum",
-                                     background=background, gene_index=genes)
+    with progress_bar("regulator DeepLIFT", "gene") as progress:
+        sums = deeplift.regulator_scores(model, sequences, inputs, reference=config.reference, reduce="abs_sum",
+                                         background=background, gene_index=genes, progress=progress)
     timings["regulator_deeplift_s"] = time.perf_counter() - started
     gradient_sums = None
     if config.gradient_x_input:
@@ -349,7 +359,9 @@ def _compute(model, network, dataset, data_config, config: AttributionConfig, ou
 
     # ---------------------------------------------------------------- 3. sequence attribution
     say("predictions for all pairs ...")
+    started = time.perf_counter()
     baseline = predict(model, sequences, inputs, background=background, gene_index=genes)
+    timings["predictions_s"] = time.perf_counter() - started
     variance = baseline.var(axis=1)
     chosen = np.argsort(-variance, kind="stable")[:config.sequence_genes]
     report.heading("3. Sequence attribution")
@@ -360,9 +372,11 @@ def _compute(model, network, dataset, data_config, config: AttributionConfig, ou
         seq_scores = deeplift.sequence_scores(model, sequences[chosen], inputs, n_shuffles=config.shuffles,
                                               seed=config.seed, reduce="sum", background=background,
                                               gene_index=genes[chosen])
+        timings["sequence_deeplift_s"] = time.perf_counter() - started
+        started = time.perf_counter()
         seq_grad = deeplift.sequence_scores(model, sequences[chosen], inputs, rule="gradient", reduce="sum",
                                             background=background, gene_index=genes[chosen])
-        timings["sequence_s"] = time.perf_counter() - started
+        timings["sequence_gradient_s"] = time.perf_counter() - started
         profiles = {"DeepLIFT (dinucleotide-shuffled references)": sequence.position_profile(seq_scores.scores),
                     "gradient x input": sequence.position_profile(seq_grad.scores)}
         sequence.plot_position_bias(profiles, figures / "position_bias.png")
@@ -472,6 +486,9 @@ def _compute(model, network, dataset, data_config, config: AttributionConfig, ou
                                                    labels=labels, baseline=baseline, background=background,
                                                    gene_index=genes)
     filter_table.to_csv(tables / "filter_knockouts.tsv", sep="\t", index=False)
+    timings["filter_knockouts_s"] = time.perf_counter() - started
+    started = time.perf_counter()
+    cached = knockouts.CachedKnockouts(model, sequences, background=background, gene_index=genes)
     report.text(f"Filter knock-out: the weights and bias of a filter set to zero; the {config.knockout_top_genes} genes "
                 "whose predictions move most (mean |change| over conditions) are tested for enrichment in the targets "
                 "of the filter's matched TF (one-sided Fisher exact test), when that TF is a regulator with targets.")
@@ -486,8 +503,7 @@ def _compute(model, network, dataset, data_config, config: AttributionConfig, ou
             log.warning("TF knock-out %s: not a regulator of the data", name)
             continue
         mask = _site_mask(sequences, motif, known)
-        result = knockouts.tf_knockout(model, sequences, inputs, position, mask, fold=config.fold, baseline=baseline,
-                                       background=background, name=name, gene_index=genes)
+        result = cached.knockout(inputs, position, mask, fold=config.fold, name=name)
         members = target_sets.get(position)
         if members is None or not len(members):
             members = np.flatnonzero(mask.any(axis=1))  # without a target list: genes with sites
@@ -505,7 +521,7 @@ def _compute(model, network, dataset, data_config, config: AttributionConfig, ou
         if config.measured and config.measured.split("=", 1)[0].upper() == name.upper():
             measured = knockouts.read_measured_profile(config.measured.split("=", 1)[1], gene_ids, gene_symbols)
             tf_summary[name]["spearman_measured"] = knockouts.compare_measured(result.change, measured)["rho"]
-    timings["knockouts_s"] = time.perf_counter() - started
+    timings["tf_knockouts_s"] = time.perf_counter() - started
     if tf_rows:
         tf_table = pd.concat(tf_rows, ignore_index=True)
         tf_table.to_csv(tables / "tf_knockouts.tsv", sep="\t", index=False)
@@ -521,10 +537,17 @@ def _compute(model, network, dataset, data_config, config: AttributionConfig, ou
     else:
         report.text("No TF knock-out requested (--knockout NAME[=MOTIF]) and no ground truth to choose planted TFs.")
     summary["knockouts"] = {"filters": len(filter_table), "tfs": tf_summary}
+    started = time.perf_counter()
+    with progress_bar("automatic TF knock-outs", "TF") as progress:
+        automatic = auto_knockouts.section(cached, inputs, references, dataset, config, known, report, tables,
+                                           progress=progress)
+    timings["auto_knockouts_s"] = time.perf_counter() - started
+    if automatic:
+        summary["knockouts"]["auto"] = automatic
     if config.measured_deletions:
         started = time.perf_counter()
-        deleted = _measured_deletion_section(model, sequences, inputs, dataset, data_config, genes, regulator_at,
-                                             config, known, background, report, tables)
+        deleted = _measured_deletion_section(cached, sequences, inputs, dataset, data_config, genes, regulator_at,
+                                             config, known, report, tables)
         timings["measured_deletions_s"] = time.perf_counter() - started
         if deleted:
             summary["knockouts"]["measured_deletions"] = deleted
@@ -726,18 +749,18 @@ def _held_out_names(dataset, data_config) -> list[str]:
     return [dataset.conditions[i] for i in excluded_conditions(dataset.conditions, data_config.exclude_conditions)]
 
 
-def _measured_deletion_section(model, sequences, inputs, dataset, data_config, genes, regulator_at, config,
-                               known, background, report, tables: Path) -> dict:
+def _measured_deletion_section(cached, sequences, inputs, dataset, data_config, genes, regulator_at, config, known,
+                               report, tables: Path) -> dict:
     """Knock-outs against the deletion arrays of the compendium (Gasch 2000), when the data has them."""
     from deepreg.attribution import deletions
     from deepreg.data.splits import excluded_conditions
 
     held_out = (excluded_conditions(dataset.conditions, data_config.exclude_conditions)
                 if data_config.exclude_conditions else [])
-    table = deletions.deletion_checks(model, sequences, inputs, dataset.expression[genes], dataset.conditions,
+    table = deletions.deletion_checks(cached, inputs, dataset.expression[genes], dataset.conditions,
                                       regulator_at, fold=config.fold,
                                       site_mask=lambda motif: _site_mask(sequences, motif, known), held_out=held_out,
-                                      n_top=config.deletion_top_genes, background=background, gene_index=genes)
+                                      n_top=config.deletion_top_genes)
     if not len(table):
         return {}
     table.to_csv(tables / "measured_deletion_knockouts.tsv", sep="\t", index=False)
@@ -822,6 +845,7 @@ def results_record(summary: dict, model_uri: str, command: str, run_id: str = ""
         "msn24_knockout_spearman_heat": rho("msn24_heat"), "msn24_knockout_spearman_h2o2": rho("msn24_h2o2"),
         "yap1_knockout_spearman_heat": rho("yap1_heat"), "yap1_knockout_spearman_h2o2": rho("yap1_h2o2"),
         "measured_deletions": deletions,
+        "tf_knockouts_auto": summary.get("knockouts", {}).get("auto", {}),
         "filters_matched_q0.1": motifs.get("matched_q0.1"), "filters_matched_q0.05": motifs.get("matched_q0.05"),
         "filters_matched_tfs_q0.1": motifs.get("matched_tfs_q0.1"),
         "top10_overlap_known": published.get("top10_overlap_known"), "top10_overlap_p": published.get("top10_overlap_p"),
@@ -872,8 +896,12 @@ def _condition_groups(config: AttributionConfig, truth, dataset) -> dict[str, np
 
 def _tf_knockout_specs(config: AttributionConfig, truth, dataset) -> list[tuple[str, str]]:
     """(regulator name, motif) pairs: from --knockout NAME[=CONSENSUS|JASPAR_ID], else the planted masters."""
+    from deepreg.attribution import auto_knockouts
+
     specs = []
     for item in config.tf_knockouts:
+        if item.strip().lower() == auto_knockouts.AUTO:
+            continue
         name, _, motif = item.partition("=")
         if not motif and truth is not None:
             row = truth.regulators[(truth.regulators["symbol"].str.upper() == name.upper()) |

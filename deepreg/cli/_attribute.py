@@ -31,7 +31,14 @@ def register(subparsers) -> None:
                            help="known motifs: a MEME file or JASPAR2026:fungi (default)")
     attribute.add_argument("--knockout", dest="tf_knockouts", action="append", default=None, metavar="TF[=MOTIF]",
                            help="TF knock-out, e.g. MSN2=AGGGG or MSN2=MA0341.1 (repeatable; default: the planted "
-                                "masters of simulated data)")
+                                "masters of simulated data); 'auto': every TF with known targets and a motif of the "
+                                "same name (the default with --known-targets when no TF is named)")
+    attribute.add_argument("--auto-knockouts", dest="auto_knockouts", type=int, metavar="N",
+                           help="the most TFs knocked out by --knockout auto, those with the most known targets "
+                                "first (default 20; 0: none)")
+    attribute.add_argument("--knockout-conditions", dest="knockout_conditions", type=int, metavar="N",
+                           help="conditions an automatic knock-out is predicted in: the N where the TF's input is "
+                                "highest (default 16; 0: all)")
     attribute.add_argument("--fold", type=float, help="expression lowering factor of a TF knock-out (default 32)")
     attribute.add_argument("--measured", metavar="TF=FILE", help="measured knock-out profile (gene, value) of a TF")
     attribute.add_argument("--condition-groups", metavar="FILE", help="condition -> group table for the knock-outs")
@@ -54,7 +61,8 @@ def register(subparsers) -> None:
     attribute.set_defaults(func=run_attribute)
 
 
-OPTION_KEYS = ("reference", "targets", "targets_of", "known_motifs", "tf_knockouts", "fold", "measured",
+OPTION_KEYS = ("reference", "targets", "targets_of", "known_motifs", "tf_knockouts", "auto_knockouts",
+               "knockout_conditions", "fold", "measured",
                "condition_groups", "sequence_genes", "shuffles", "max_genes", "plot_genes", "modisco", "truth",
                "known_targets", "measured_deletions")
 
@@ -127,6 +135,11 @@ def headline_lines(summary: dict) -> list[str]:
         lines.append(f"knock-out vs measured {key}: Spearman {values['spearman']:.3f} over {values['genes']} genes, "
                      f"{values['spearman_top']:.3f} over the top movers"
                      + ("" if values["mutants_held_out"] else " (deletion arrays were in training)"))
+    for name, values in summary.get("knockouts", {}).get("auto", {}).get("references", {}).items():
+        lines.append(f"automatic TF knock-outs vs {name}: {values['tfs']} TFs, AUROC > 0.5 for "
+                     f"{values['fraction_tfs_auroc_above_half']:.0%}, q < 0.1 for "
+                     f"{values.get('fraction_tfs_q_below_0.1', float('nan')):.0%}, {values['tfs_rank_1']} first among "
+                     f"the knock-outs on their own targets")
     motifs = summary.get("motifs", {})
     if "matched_q0.1" in motifs:
         lines.append(f"filters matched: {motifs['matched_q0.1']} at q < 0.1, {motifs['matched_q0.05']} at q < 0.05 "
