@@ -153,7 +153,8 @@ def _describe(config: RunConfig, chosen_offset: str | None) -> str:
     offset = f"{model.offset}: {chosen_offset}" if model.offset == "best" and chosen_offset else model.offset
     kind = "network alone" if model.offset == "none" else f"baseline ({offset}) + network"
     embedding = ", gene embedding" if model.gene_embedding else ""
-    return f"{model.name} [{kind}{embedding}]"
+    profile = ", expression profile" if model.profile.enabled else ""
+    return f"{model.name} [{kind}{embedding}{profile}]"
 
 
 def _class_to_value(classes: np.ndarray, thresholds) -> np.ndarray:

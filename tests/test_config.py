@@ -72,7 +72,10 @@ def test_shipped_experiment_configs_build_the_paper_models():
     for split in ("random", "genes", "conditions", "genes_and_conditions"):
         config = configs[f"bilinear-{split.replace('_', '-')}"]
         assert config.data.split == split and config.model.fusion == "bilinear"
-        assert config.model.gene_embedding == (split in ("random", "conditions"))
+        # a test gene with training pairs is read through a per-gene term (embedding or own profile)
+        per_gene = config.model.gene_embedding or config.model.profile.enabled
+        assert per_gene == (split in ("random", "conditions"))
+    assert configs["bilinear-random"].model.profile.decoder == "conditions"
 
 
 def test_shipped_demo_studies_read_and_fit_their_data():

@@ -409,6 +409,10 @@ def read_network(model, target: str | int = "output") -> Network:
         raise DeepRegError(f"attribution: model '{model.name}' has a per-condition embedding "
                            "(model.condition_embedding), which DeepLIFT here does not read; attribute a model "
                            "without it")
+    if any(type(layer).__name__ == "ExpressionProfile" for layer in model.layers):
+        raise DeepRegError(f"attribution: model '{model.name}' reads each gene's own training expression "
+                           "(model.profile), which is neither promoter nor regulators and which DeepLIFT here does "
+                           "not read; attribute a model without it")
     if bilinear:
         kind, weights = BILINEAR, {"bilinear": fusion.attribution_weights(), "interaction": fusion.interaction}
     else:

@@ -82,6 +82,14 @@ class RunConfig(Config):
         if self.model.condition_embedding and self.data.split in UNSEEN_CONDITION_SPLITS:
             raise DeepRegError(f"model.condition_embedding = true clashes with data.split = {self.data.split}: its "
                                "test conditions have no training pairs, so their embedding would never be learned")
+        profile = self.model.profile
+        if profile.enabled and self.data.split in UNSEEN_GENE_SPLITS:
+            raise DeepRegError(f"model.profile.dense_units = {list(profile.dense_units)} clashes with data.split = "
+                               f"{self.data.split}: its test genes have no training pairs, so they have no profile")
+        if profile.enabled and profile.decoder == "conditions" and self.data.split in UNSEEN_CONDITION_SPLITS:
+            raise DeepRegError(f"model.profile.decoder = conditions clashes with data.split = {self.data.split}: its "
+                               "test conditions have no training pairs to learn their decoder vector from (use "
+                               "model.profile.decoder: regulators)")
         check_activations(self.model)
         self.model.validate_for(self.data.sequence_length)
         self._check_validation_fraction()
@@ -118,7 +126,8 @@ def check_activations(model: ModelConfig) -> None:
 
     for key, name in (("model.sequence.activation", model.sequence.activation),
                       ("model.regulators.activation", model.regulators.activation),
-                      ("model.head.activation", model.head.activation)):
+                      ("model.head.activation", model.head.activation),
+                      ("model.profile.activation", model.profile.activation)):
         try:
             keras.activations.get(name)
         except ValueError:
