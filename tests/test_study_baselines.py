@@ -30,7 +30,7 @@ from deepreg.cli import main
 from deepreg.data.dataset import load_dataset
 from deepreg.errors import DeepRegError
 from deepreg.models import baselines as bl
-from deepreg.sweeps import describe_study, load_spec, run_sweep
+from deepreg.sweeps import describe_study, load_spec, open_storage, run_sweep
 
 TINY = {"model": {"sequence": {"filters": [8], "filter_width": [7]}, "head": {"dense_units": [16, 16],
                                                                               "dropout": 0.1}},
@@ -98,7 +98,7 @@ def test_the_parent_run_carries_every_baseline_and_the_one_to_beat(study):
 
 def test_study_show_prints_the_baselines_above_the_trials_with_each_margin(study):
     outcome = study["outcome"]
-    text = describe_study(optuna.load_study(study_name="widths", storage=outcome.study._storage))
+    text = describe_study(optuna.load_study(study_name="widths", storage=open_storage(outcome.storage_url).storage))
     lines = text.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("#  state"))
     baselines = next(i for i, line in enumerate(lines) if line.startswith("network-free baselines"))

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from deepreg.data.config import CLASS_NAMES
 from deepreg.errors import DeepRegError
 
 # Step kinds. Every step maps an array to an array; only "relu" is nonlinear (besides the max pools,
@@ -40,7 +41,6 @@ from deepreg.errors import DeepRegError
 CONV, DENSE, AFFINE, RELU, MAX_POOL, GLOBAL_MAX, FLATTEN, MERGE_STRANDS, KMER = (
     "conv", "dense", "affine", "relu", "max_pool", "global_max", "flatten", "merge_strands", "kmer")
 TENSOR, CONCAT, BILINEAR = "tensor", "concat", "bilinear"
-CLASS_NAMES = ("down", "baseline", "up")
 _META = ("fusion", "sequence_length", "n_regulators", "sequence_width", "regulator_width", "task", "target",
          "interaction", "regulator_skip")
 

@@ -94,6 +94,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from deepreg._config import Config
 from deepreg._files import write_bytes_atomically
 from deepreg.data._jaspar import JASPAR_RELEASE, Motif, fetch_fungi_motifs, meme_text
 from deepreg.errors import DeepRegError
@@ -289,8 +290,11 @@ PROGRAMMES = (
 
 
 @dataclasses.dataclass(frozen=True)
-class SimulationConfig:
-    """Everything that determines a simulated compendium; the same config gives the same bytes."""
+class SimulationConfig(Config):
+    """Everything that determines a simulated compendium; the same config gives the same bytes.
+
+    A `Config`: `deepreg simulate --config FILE` reads it from YAML (the keys below, at the top level).
+    """
 
     n_genes: int = 2000
     n_conditions: int = 80

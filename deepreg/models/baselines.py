@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from deepreg.data.splits import TEST, TRAIN, VALIDATION
 from deepreg.errors import DeepRegError
 
-TRAIN, VALIDATION, TEST, UNUSED = 0, 1, 2, -1
 DEFAULT_RANKS = (1, 2, 5, 10, 20, 40, 80, 120, 160)
 DEFAULT_TRANS_ALPHAS = tuple(10.0 ** np.arange(-2.0, 3.5, 0.5))
 DEFAULT_CIS_ALPHAS = tuple(10.0 ** np.arange(-1.0, 4.5, 0.5))

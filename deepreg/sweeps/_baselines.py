@@ -36,6 +36,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
+from deepreg.data.splits import TEST, VALIDATION
 from deepreg.errors import DeepRegError
 from deepreg.models import baselines as bl
 
@@ -165,8 +166,8 @@ def _fit_and_score(name: str, task: str, thresholds: tuple, expression: np.ndarr
     started = time.perf_counter()
     fitted = bl.fit_baseline(name, expression, split, dataset.regulator_inputs(), dataset.sequences)
     seconds = time.perf_counter() - started
-    validation = bl.score(fitted.predictions, expression, split, bl.VALIDATION, thresholds=thresholds)
-    test = bl.score(fitted.predictions, expression, split, bl.TEST, thresholds=thresholds)
+    validation = bl.score(fitted.predictions, expression, split, VALIDATION, thresholds=thresholds)
+    test = bl.score(fitted.predictions, expression, split, TEST, thresholds=thresholds)
     key = "r" if task == "regression" else "accuracy"
     return BaselineRow(name=name, validation=validation[key], test=test[key], test_mse=test["mse"],
                        pairs=int(test["n"]), hyperparameter=_describe(fitted.hyperparameter),

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-CLASS_NAMES = ("down", "baseline", "up")
-
 
 def pearson_r(predicted: np.ndarray, observed: np.ndarray) -> float:
     predicted = np.asarray(predicted, dtype=np.float64)
