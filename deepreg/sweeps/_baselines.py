@@ -37,7 +37,7 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 
 from deepreg.errors import DeepRegError
-from deepreg.models import baselines as bl
+from deepreg import baselines as bl
 
 BASELINES_ATTR = "deepreg.baselines"
 TO_BEAT_METRIC = "baseline_to_beat"
@@ -181,7 +181,7 @@ class _RowCache:
         folder = config.data.cache_dir
         self.path = Path(folder) / f"baselines-{dataset.fingerprint}.json" if folder else None
         data = {key: value for key, value in config.data.to_dict().items() if key != "cache_dir"}
-        code = hashlib.sha256(Path(bl.__file__).read_bytes()).hexdigest()
+        code = bl.code_fingerprint()
         self.context = {"data": data, "task": config.model.task, "code": code}
         self.rows = self._read()
 
