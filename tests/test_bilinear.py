@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from deepreg.data.splits import TEST, TRAIN, VALIDATION
 from deepreg.errors import DeepRegError
-from deepreg.models import baselines
+from deepreg import baselines
 from deepreg.models.build import build_models
 from deepreg.models.config import HeadConfig, ModelConfig, ProfileConfig, RegulatorConfig, SequenceConfig
 from deepreg.training.config import RunConfig, TrainingConfig

@@ -29,7 +29,7 @@ from synthetic import tiny_run_config, write_compendium
 from deepreg.cli import main
 from deepreg.data.dataset import load_dataset
 from deepreg.errors import DeepRegError
-from deepreg.models import baselines as bl
+from deepreg import baselines as bl
 from deepreg.sweeps import describe_study, load_spec, open_storage, run_sweep
 
 TINY = {"model": {"sequence": {"filters": [8], "filter_width": [7]}, "head": {"dense_units": [16, 16],
@@ -58,7 +58,7 @@ def study(tmp_path_factory):
 
 
 def independent_baselines(spec):
-    """The baselines fitted straight from deepreg.models.baselines on the spec's data and split."""
+    """The baselines fitted straight from deepreg.baselines on the spec's data and split."""
     dataset = load_dataset(spec.base.data)
     expression = dataset.labels("regression", spec.base.data).astype(np.float64)
     split = dataset.split(spec.base.data)

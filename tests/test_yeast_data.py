@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from deepreg.data import genome as gn
-from deepreg.data import yeast
+from deepreg.data import io, yeast
 from deepreg.errors import DeepRegError
 
 # The real data is not in the repository: it lives in the project's shared folder beside the checkout
@@ -132,8 +132,8 @@ def test_orfs_match_locus_tag_then_unique_synonym(small_genomes, source):
 
 def test_fasta_writer_wraps_at_60_and_gzips_reproducibly(tmp_path):
     records = {"YLONG": "ACGT" * 40, "YSHORT": "ACG"}
-    first = gn.write_fasta(tmp_path / "a.fa.gz", records)
-    second = gn.write_fasta(tmp_path / "b.fa.gz", records)
+    first = io.write_fasta(tmp_path / "a.fa.gz", records)
+    second = io.write_fasta(tmp_path / "b.fa.gz", records)
     assert first.read_bytes() == second.read_bytes()
     assert first.read_bytes()[4:8] == b"\x00\x00\x00\x00"  # gzip mtime
     lines = gzip.decompress(first.read_bytes()).decode().splitlines()

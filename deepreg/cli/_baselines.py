@@ -43,7 +43,7 @@ def run_baselines(args: argparse.Namespace) -> int:
 
 def chosen_names(only: list[str], skip: list[str]) -> tuple[str, ...]:
     """The baselines to fit, in their usual order: --only's (all when absent) less --skip's."""
-    from deepreg.models.baselines import BASELINE_NAMES
+    from deepreg.baselines import BASELINE_NAMES
     from deepreg.sweeps import check_names
 
     wanted = check_names(only, "command line", "--only") if only else set(BASELINE_NAMES)

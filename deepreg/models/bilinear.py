@@ -160,7 +160,7 @@ class BilinearFusion(keras.layers.Layer):
 class GeneKmerCounts(keras.layers.Layer):
     """Counts of each canonical k-mer (a k-mer and its reverse complement together) in each promoter.
 
-    Same features as the 6-mer ridge baseline (`deepreg.models.baselines.kmer_counts`): windows that
+    Same features as the 6-mer ridge baseline (`deepreg.baselines.kmer_counts`): windows that
     touch an unknown position (an all-zero or background row, i.e. no base with weight 1) are not
     counted. `proximal` adds, for each length w given, the counts in the w bases next to the ORF
     start (the promoter's 3' end): position-aware features, since TSS-proximal sites act more.
@@ -170,11 +170,11 @@ class GeneKmerCounts(keras.layers.Layer):
 
     def __init__(self, k: int = 6, proximal: tuple[int, ...] = (), **kwargs):
         super().__init__(**kwargs)
-        from deepreg.models.baselines import _canonical_kmer_columns
+        from deepreg.baselines.kmers import canonical_kmer_columns
 
         self.k = int(k)
         self.proximal = tuple(int(w) for w in proximal)
-        canonical, column_of = _canonical_kmer_columns(self.k)
+        canonical, column_of = canonical_kmer_columns(self.k)
         self.n_kmers = int(canonical.size)
         self.column_of = column_of.astype(np.int32)
         self.powers = (4 ** np.arange(self.k - 1, -1, -1)).astype(np.int32)

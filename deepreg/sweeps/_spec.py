@@ -8,7 +8,7 @@ stages, each a small study that starts from the best config so far. The resolved
 baseline spelled out in full, is stored in the study so that workers need no files.
 
 Two keys look alike: `baseline` (true by default) evaluates the base config itself as trial 0;
-`baselines` names the network-free baselines (`deepreg.models.baselines`) the study fits on its
+`baselines` names the network-free baselines (`deepreg.baselines`) the study fits on its
 data and split before its first trial: true (all, the default), false, a list of names, or
 `{skip: [cis_kmer_ridge, cis_kmer_proximal_ridge]}` to leave out the slow k-mer ridges.
 """

@@ -26,10 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
+from deepreg import baselines
 from deepreg._files import WriteFailed, remove_stale_partials, write_bytes_atomically
 from deepreg.data.dataset import Dataset
 from deepreg.data.splits import TEST, TRAIN, VALIDATION
-from deepreg.models import baselines
 
 log = logging.getLogger(__name__)
 CANDIDATES = ("additive", "low_rank_completion", "trans_ridge", "cis_kmer_ridge", "cis_kmer_proximal_ridge")
