@@ -17,7 +17,7 @@ import argparse
 import numpy as np
 
 from deepreg.data.dataset import load_dataset
-from deepreg.models import baselines
+from deepreg.data.splits import TEST, TRAIN, VALIDATION
 from deepreg.training.config import RunConfig
 from deepreg.training.offsets import cached_offset
 
@@ -34,16 +34,16 @@ def stack_random() -> None:
     names = ("low_rank_completion", "trans_ridge")
     tables = [cached_offset(name, dataset, expression, split, "random", config.data.cache_dir)[0] for name in names]
     for name, table in zip(names, tables):
-        print(f"random pairs, {name}: validation r {pearson(table, expression, split == baselines.VALIDATION):.4f}, "
-              f"test r {pearson(table, expression, split == baselines.TEST):.4f}")
+        print(f"random pairs, {name}: validation r {pearson(table, expression, split == VALIDATION):.4f}, "
+              f"test r {pearson(table, expression, split == TEST):.4f}")
     features = np.stack(tables, -1)
-    train = (split == baselines.TRAIN) & ~np.isnan(expression)
+    train = (split == TRAIN) & ~np.isnan(expression)
     design = np.c_[features[train], np.ones(train.sum())]
     weights = np.linalg.lstsq(design, expression[train], rcond=None)[0]
     stacked = features @ weights[:-1] + weights[-1]
     print(f"random pairs, stack {dict(zip(names, np.round(weights[:-1], 3)))}: validation r "
-          f"{pearson(stacked, expression, split == baselines.VALIDATION):.4f}, "
-          f"test r {pearson(stacked, expression, split == baselines.TEST):.4f}")
+          f"{pearson(stacked, expression, split == VALIDATION):.4f}, "
+          f"test r {pearson(stacked, expression, split == TEST):.4f}")
 
 
 def kernel_conditions() -> None:
@@ -51,7 +51,7 @@ def kernel_conditions() -> None:
     dataset = load_dataset(config.data)
     split, expression = dataset.split(config.data), dataset.expression
     regulators = dataset.regulator_inputs()
-    train, validation = (split == baselines.TRAIN).any(0), (split == baselines.VALIDATION).any(0)
+    train, validation = (split == TRAIN).any(0), (split == VALIDATION).any(0)
     means = np.nanmean(expression[:, train], 1, keepdims=True)
     centred = np.nan_to_num(expression[:, train] - means)
     standard = (regulators - regulators[train].mean(0)) / (regulators[train].std(0) + 1e-6)
@@ -63,9 +63,9 @@ def kernel_conditions() -> None:
         for ridge in (1e-3, 1e-2, 1e-1, 1.0):
             weights = np.linalg.solve(kernel[np.ix_(train, train)] + ridge * np.eye(train.sum()), kernel[train])
             predictions = means + centred @ weights
-            score = pearson(predictions, expression, split == baselines.VALIDATION)
+            score = pearson(predictions, expression, split == VALIDATION)
             if best is None or score > best[0]:
-                best = (score, gamma, ridge, pearson(predictions, expression, split == baselines.TEST))
+                best = (score, gamma, ridge, pearson(predictions, expression, split == TEST))
     score, gamma, ridge, test = best
     print(f"held-out conditions, RBF kernel ridge (bandwidth factor {gamma}, ridge {ridge}; {validation.sum()} "
           f"validation conditions): validation r {score:.4f}, test r {test:.4f}")

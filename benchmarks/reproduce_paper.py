@@ -1,7 +1,7 @@
 """Reproduce the paper's setups on the real yeast compendium, next to baselines that need no network.
 
 For each split (random pairs, held-out genes, held-out conditions, both held out) it fits every
-baseline of `deepreg.models.baselines` on the training pairs and trains the networks of
+baseline of `deepreg.baselines` on the training pairs and trains the networks of
 `configs/experiments/` on the same pairs, then scores everything on the same test pairs: MSE,
 Pearson r and 3-class accuracy (down <= -0.5, baseline, up >= 0.5), over all targets and with the
 472 regulators left out of the scored targets (their own expression is an input). Networks are
@@ -36,7 +36,7 @@ import pandas as pd
 
 from deepreg.data.dataset import Dataset, load_dataset
 from deepreg.data.splits import TEST
-from deepreg.models.baselines import expression_classes, fit_all_baselines, score, score_baselines
+from deepreg.baselines import fit_all_baselines, score, score_baselines
 from deepreg.training.config import RunConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -153,7 +153,8 @@ def _describe(config: RunConfig, chosen_offset: str | None) -> str:
     offset = f"{model.offset}: {chosen_offset}" if model.offset == "best" and chosen_offset else model.offset
     kind = "network alone" if model.offset == "none" else f"baseline ({offset}) + network"
     embedding = ", gene embedding" if model.gene_embedding else ""
-    return f"{model.name} [{kind}{embedding}]"
+    profile = ", expression profile" if model.profile.enabled else ""
+    return f"{model.name} [{kind}{embedding}{profile}]"
 
 
 def _class_to_value(classes: np.ndarray, thresholds) -> np.ndarray:

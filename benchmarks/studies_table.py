@@ -21,10 +21,7 @@ from pathlib import Path
 import mlflow
 from optuna.trial import TrialState
 
-from deepreg.sweeps import default_storage_url, load_study
-from deepreg.sweeps._baselines import BASELINES_ATTR, BaselineTable
-from deepreg.sweeps._liveness import WORKER_ATTR
-from deepreg.sweeps._spec import StudySpec
+from deepreg.sweeps import BASELINES_ATTR, BaselineTable, StudySpec, default_storage_url, liveness, load_study
 from deepreg.tracking.store import resolve_tracking_uri
 
 SPECS = {"yeast-genes": "sweeps/yeast-genes.yaml", "yeast-random": "sweeps/yeast-random.yaml",
@@ -45,13 +42,13 @@ def study_record(name: str, storage: str) -> dict:
     started = min(t.datetime_start for t in trials)
     ended = max(t.datetime_complete for t in trials)
     baseline_seconds = sum(row.seconds for row in table.rows if not row.cached)
+    workers = [t.user_attrs.get(liveness.WORKER_ATTR, {}) for t in trials]
     return {
         "name": name, "spec": SPECS.get(name, ""), "split": spec.base.data.split, "trials": len(trials),
         "finished": len(finished), "pruned": len(trials) - len(finished),
         "wall_seconds": round((ended - started).total_seconds() + baseline_seconds),
         "baseline_seconds": round(baseline_seconds),
-        "workers": len({t.user_attrs.get(WORKER_ATTR, {}).get("host", "") + str(t.user_attrs.get(WORKER_ATTR, {}).get("pid", ""))
-                        for t in trials}),
+        "workers": len({(who.get("host", ""), who.get("pid")) for who in workers}),
         "champion_trial": champion.number, "champion_params": dict(champion.params),
         "champion_val_r": run.data.metrics.get("validation_pearson_r"),
         "champion_test_r": run.data.metrics.get("test_pearson_r"),

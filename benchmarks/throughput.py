@@ -116,12 +116,12 @@ def model_config(path: str):
     """A built-in model by name, or a model YAML file."""
     from deepreg.models.config import ModelConfig
 
-    from deepreg._config import read_yaml_mapping
+    from deepreg._config import load_yaml
     from deepreg.training.config import RunConfig
 
     if path in BUILT_IN_MODELS:
         return ModelConfig.from_dict(BUILT_IN_MODELS[path], source=f"benchmarks/throughput.py: {path}")
-    if "model" in read_yaml_mapping(path):  # a run config (configs/experiments/): its model section
+    if "model" in load_yaml(path):  # a run config (configs/experiments/): its model section
         return RunConfig.from_files(path).model
     return ModelConfig.from_yaml(path)
 

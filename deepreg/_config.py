@@ -1,9 +1,16 @@
 """Frozen, typed configuration objects that round-trip through YAML, MLflow params and Optuna params.
 
-Every concern (data, model, training, sweep) has one frozen dataclass deriving from `Config`.
+Every concern (data, model, training, study spec, simulation, attribution) has one frozen dataclass
+deriving from `Config`.
 A config is written as nested mappings in YAML; flattened, its keys are dotted paths
 (`sequence.filter_width`) whose values are YAML scalars or flow lists, which is how it is logged as
 MLflow params and how an Optuna trial names the values it overrides.
+
+This module is the one place that reads config YAML (`load_yaml`: a file's mapping, with `from:`
+resolved), refuses unknown keys (`check_keys`, naming the file and the key), parses and applies
+dotted `--set` overrides (`parse_overrides`, `Config.with_updates`), finds dotted keys
+(`lookup_dotted`) and writes values in their one-line YAML form (`yaml_literal`). An error raised
+while a config is built, in its `__post_init__` too, starts with the file (or option) it came from.
 """
 
 from __future__ import annotations
@@ -60,6 +67,8 @@ def _coerce(value: Any, annotation: Any, key: str, source: str | None) -> Any:
     if isinstance(annotation, type) and issubclass(annotation, Config):
         if isinstance(value, annotation):
             return value
+        if value is None:  # an empty section (`training:` with nothing under it) keeps the defaults
+            value = {}
         if not isinstance(value, Mapping):
             raise DeepRegError(f"{where}: expected a mapping of {annotation.__name__} keys, got {value!r}")
         return annotation.from_dict(value, source=source, prefix=f"{key}.")
@@ -116,11 +125,7 @@ class Config:
         """Build from a mapping; unknown keys are refused with the list of known ones."""
         values = dict(values or {})
         types_ = cls.field_types()
-        unknown = sorted(set(values) - set(types_))
-        if unknown:
-            known = ", ".join(sorted(types_))
-            where = f"{source}: " if source else ""
-            raise DeepRegError(f"{where}unknown key '{prefix}{unknown[0]}' (known keys: {known})")
+        check_keys(values, types_, source=source, prefix=prefix)
         kwargs = {name: _coerce(value, types_[name], prefix + name, source) for name, value in values.items()}
         try:
             return cls(**kwargs)
@@ -130,8 +135,12 @@ class Config:
             raise DeepRegError(f"{source}: {error}") from None
 
     @classmethod
-    def from_yaml(cls: type[C], path: str | Path, section: str | None = None) -> C:
-        return cls.from_dict(read_yaml_mapping(path, section), source=str(path), prefix=f"{section}." if section else "")
+    def from_yaml(cls: type[C], path: str | Path, section: str | None = None, *,
+                  overrides: Mapping[str, Any] | None = None) -> C:
+        """Read a YAML file (`from:` resolved; one `section` of it if given), then apply dotted `overrides`."""
+        values = load_yaml(path, section)
+        config = cls.from_dict(values, source=str(path), prefix=f"{section}." if section else "")
+        return config.with_updates(overrides, source="--set") if overrides else config
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
@@ -154,15 +163,52 @@ class Config:
             if not key.startswith(prefix):
                 continue
             value = yaml.safe_load(text) if isinstance(text, str) else text
-            _set_dotted(nested, key[len(prefix):], value)
+            set_dotted(nested, key[len(prefix):], value)
         return cls.from_dict(nested, source="params")
 
     def with_updates(self: C, updates: Mapping[str, Any], *, source: str | None = None) -> C:
         """Return a copy with dotted-key overrides applied (how sweeps set a trial's values)."""
         merged = self.to_dict()
         for key, value in updates.items():
-            _set_dotted(merged, key, value, must_exist=True, source=source)
+            set_dotted(merged, key, value, must_exist=True, source=source)
         return type(self).from_dict(merged, source=source)
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """`--set KEY=VALUE` pairs as dotted keys and YAML values, for `Config.with_updates`."""
+    overrides = {}
+    for pair in pairs:
+        key, separator, text = pair.partition("=")
+        if not separator or not key.strip():
+            raise DeepRegError(f"--set {pair!r}: expected KEY=VALUE, e.g. training.epochs=5")
+        try:
+            overrides[key.strip()] = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise DeepRegError(f"--set {pair!r}: the value is not valid YAML") from None
+    return overrides
+
+
+def check_keys(values: Mapping[str, Any], known, *, source: str | None, prefix: str = "") -> None:
+    """Refuse the first key of `values` that is not in `known`, naming the file and the dotted key."""
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        where = f"{source}: " if source else ""
+        raise DeepRegError(f"{where}unknown key '{prefix}{unknown[0]}' (known keys: {', '.join(sorted(known))})")
+
+
+def yaml_literal(value: Any) -> str:
+    """A value as one line of YAML (`[64, 64]`, `1.0e-07`, `global`): how params and Optuna choices hold it."""
+    return yaml.safe_dump(value, default_flow_style=True, width=10_000).strip().removesuffix("\n...").strip()
+
+
+def lookup_dotted(values: Mapping[str, Any], key: str) -> Any:
+    """The value at a dotted key of nested mappings, or None where the path does not exist."""
+    node: Any = values
+    for part in key.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
 
 
 def _flatten_into(params: dict[str, str], key: str, value: Any) -> None:
@@ -170,15 +216,16 @@ def _flatten_into(params: dict[str, str], key: str, value: Any) -> None:
         for sub, sub_value in value.items():
             _flatten_into(params, f"{key}.{sub}", sub_value)
         return
-    params[key] = yaml.safe_dump(value, default_flow_style=True, width=10_000).strip().removesuffix("\n...").strip()
+    params[key] = yaml_literal(value)
 
 
-def _set_dotted(target: dict[str, Any], key: str, value: Any, *, must_exist: bool = False,
-                source: str | None = None) -> None:
+def set_dotted(target: dict[str, Any], key: str, value: Any, *, must_exist: bool = False,
+               source: str | None = None) -> None:
+    """Set `a.b.c` in nested mappings (making sections on the way unless `must_exist`)."""
     parts = key.split(".")
     node = target
     for depth, part in enumerate(parts[:-1]):
-        if must_exist and (part not in node or not isinstance(node[part], dict)):
+        if (must_exist and part not in node) or (part in node and not isinstance(node[part], dict)):
             raise DeepRegError(f"{_describe(source, key)}: '{'.'.join(parts[:depth + 1])}' is not a config section")
         node = node.setdefault(part, {})
     if must_exist and parts[-1] not in node:
@@ -187,7 +234,7 @@ def _set_dotted(target: dict[str, Any], key: str, value: Any, *, must_exist: boo
 
 
 def read_yaml_mapping(path: str | Path, section: str | None = None) -> dict[str, Any]:
-    """Read a YAML file that must hold a mapping (optionally one section of it)."""
+    """Read a YAML file that must hold a mapping (optionally one section of it), as written (see `load_yaml`)."""
     path = Path(path)
     if not path.is_file():
         raise DeepRegError(f"{path}: no such config file")
@@ -204,9 +251,65 @@ def read_yaml_mapping(path: str | Path, section: str | None = None) -> dict[str,
                            "(leave out --config to use the defaults)")
     if not isinstance(content, dict):
         raise DeepRegError(f"{path}: expected a mapping of keys at the top level")
+    return _section(content, section, path)
+
+
+def _section(values: dict[str, Any], section: str | None, path: str | Path) -> dict[str, Any]:
     if section is None:
-        return content
-    part = content.get(section, {}) or {}
+        return values
+    part = values.get(section, {}) or {}
     if not isinstance(part, dict):
         raise DeepRegError(f"{path}: key '{section}' must be a mapping")
     return part
+
+
+def load_yaml(path: str | Path, section: str | None = None) -> dict[str, Any]:
+    """A config file's mapping (or one section of it), with every `from:` resolved.
+
+    The file, and each of its top-level sections, may start from another file: `model: {from:
+    ../models/concat.yaml, task: classification}` reads that file (relative to this one, itself
+    resolved the same way) and applies the section's other keys on top, deeply.
+    """
+    return _section(_resolved(Path(path), ()), section, path)
+
+
+def resolve_from(values: Mapping[str, Any], folder: Path, source: str) -> dict[str, Any]:
+    """`values` (a mapping given inline, e.g. a spec's `base`) with `from:` resolved relative to `folder`."""
+    return _resolve_sections(dict(values), folder, source, ())
+
+
+def _resolved(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
+    if path.resolve() in seen:
+        chain = " -> ".join(str(p) for p in (*seen, path.resolve()))
+        raise DeepRegError(f"{path}: key 'from': the files start from each other ({chain})")
+    seen = (*seen, path.resolve())
+    return _resolve_sections(read_yaml_mapping(path), path.parent, str(path), seen)
+
+
+def _resolve_sections(values: dict[str, Any], folder: Path, source: str, seen: tuple[Path, ...]) -> dict[str, Any]:
+    for key, section in values.items():
+        if isinstance(section, dict):
+            values[key] = _start_from(section, folder, source, seen)
+    return _start_from(values, folder, source, seen)
+
+
+def _start_from(values: dict[str, Any], folder: Path, source: str, seen: tuple[Path, ...]) -> dict[str, Any]:
+    """A mapping with a `from: FILE` key: that file's mapping, updated (deeply) by the mapping's other keys."""
+    if "from" not in values:
+        return values
+    if not isinstance(values["from"], str):
+        raise DeepRegError(f"{source}: key 'from': expected a file path, got {values['from']!r}")
+    base_path = folder / values["from"]
+    if not base_path.is_file():
+        raise DeepRegError(f"{source}: key 'from': {base_path} is not a file")
+    merged = _resolved(base_path, seen)
+    _deep_update(merged, {key: value for key, value in values.items() if key != "from"})
+    return merged
+
+
+def _deep_update(target: dict, updates: Mapping[str, Any]) -> None:
+    for key, value in updates.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            _deep_update(target[key], value)
+        else:
+            target[key] = value

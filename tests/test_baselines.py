@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from deepreg.models import baselines as bl
+from deepreg import baselines as bl
 
 BASES = "ACGT"
 

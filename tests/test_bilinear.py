@@ -10,9 +10,9 @@ import tensorflow as tf
 
 from deepreg.data.splits import TEST, TRAIN, VALIDATION
 from deepreg.errors import DeepRegError
-from deepreg.models import baselines
+from deepreg import baselines
 from deepreg.models.build import build_models
-from deepreg.models.config import HeadConfig, ModelConfig, RegulatorConfig, SequenceConfig
+from deepreg.models.config import HeadConfig, ModelConfig, ProfileConfig, RegulatorConfig, SequenceConfig
 from deepreg.training.config import RunConfig, TrainingConfig
 from deepreg.training.offsets import fit_offset, training_folds
 
@@ -31,6 +31,10 @@ VARIANTS = {
                                                  head=HeadConfig(dense_units=(6,), dropout=0.0)),
     "both embeddings": dataclasses.replace(BILINEAR, gene_embedding=True, condition_embedding=True),
     "condition embedding+offset": dataclasses.replace(BILINEAR, condition_embedding=True, offset="additive"),
+    "profile": dataclasses.replace(BILINEAR, gene_embedding=True,
+                                   profile=ProfileConfig(dense_units=(7, 5), folds=3)),
+    "profile (regulator decoder)+offset": dataclasses.replace(
+        BILINEAR, offset="additive", profile=ProfileConfig(dense_units=(6,), folds=4, decoder="regulators")),
     "classification": dataclasses.replace(BILINEAR, task="classification", gene_embedding=True),
     "classification+offset": dataclasses.replace(BILINEAR, task="classification", gene_embedding=True,
                                                  offset="additive"),
@@ -74,6 +78,8 @@ def test_block_and_naive_forms_compute_the_same_function_and_gradients(name):
     rng = np.random.default_rng(0)
     block, pair = build_models(config, LENGTH, N_REGULATORS, n_genes=N_GENES, n_conditions=N_CONDITIONS)
     _randomise(block, rng)
+    if config.profile.enabled:
+        _set_profile_tables(block, config, rng)
     inputs = _block_inputs(rng)
     block_inputs, pair_inputs = _named_inputs(config, inputs), _named_inputs(config, _pairs_of(inputs))
 
@@ -81,6 +87,15 @@ def test_block_and_naive_forms_compute_the_same_function_and_gradients(name):
     pair_out = np.asarray(pair(pair_inputs, training=False))
     np.testing.assert_allclose(block_out.reshape(pair_out.shape), pair_out, atol=1e-5)
     _check_plain_sum_gradients(block, pair, block_inputs, pair_inputs)
+
+
+def _set_profile_tables(model, config, rng, missing=0.3):
+    """Training values and groups as training sets them: some pairs held out (group -1)."""
+    values = rng.normal(size=(N_GENES, N_CONDITIONS)).astype(np.float32)
+    groups = rng.integers(0, config.profile.folds, size=values.shape)
+    groups[rng.random(values.shape) < missing] = -1
+    model.get_layer("expression_profile").set_tables(np.where(groups >= 0, values, 0.0), groups)
+    return values, groups
 
 
 def _check_plain_sum_gradients(block, pair, block_inputs, pair_inputs):
@@ -97,6 +112,45 @@ def _check_plain_sum_gradients(block, pair, block_inputs, pair_inputs):
             continue
         np.testing.assert_allclose(np.asarray(tf.convert_to_tensor(mine)), np.asarray(tf.convert_to_tensor(theirs)),
                                    atol=1e-5, rtol=1e-5, err_msg=weight.path)
+
+
+def test_a_training_pair_is_never_predicted_from_its_own_value_and_a_held_out_pair_reads_every_one(tmp_path):
+    config = VARIANTS["profile"]
+    rng = np.random.default_rng(4)
+    block, _ = build_models(config, LENGTH, N_REGULATORS, n_genes=N_GENES, n_conditions=N_CONDITIONS)
+    _randomise(block, rng)
+    values, groups = _set_profile_tables(block, config, rng)
+    inputs = {**_block_inputs(rng, n_genes=N_GENES, n_conditions=N_CONDITIONS),
+              "gene": np.arange(N_GENES, dtype=np.int32), "condition": np.arange(N_CONDITIONS, dtype=np.int32)}
+    before = np.asarray(block.predict_on_batch(inputs))
+    gene = 0
+    trained = np.flatnonzero(groups[gene] >= 0)
+    condition = trained[0]
+    changed = values.copy()
+    changed[gene, condition] += 5.0
+    block.get_layer("expression_profile").set_tables(np.where(groups >= 0, changed, 0.0), groups)
+    after = np.asarray(block.predict_on_batch(inputs))
+    assert after[gene, condition] == pytest.approx(before[gene, condition], abs=1e-6)
+    same_group = groups[gene] == groups[gene, condition]
+    moved = np.abs(after[gene] - before[gene]) > 1e-4
+    assert not moved[same_group].any()
+    assert moved[~same_group].all()  # other groups and the held-out pairs read the changed value
+    np.testing.assert_allclose(after[1:], before[1:], atol=1e-6)  # other genes' profiles are their own
+    block.save(tmp_path / "model.keras")
+    restored = keras.saving.load_model(tmp_path / "model.keras")
+    np.testing.assert_allclose(np.asarray(restored.predict_on_batch(inputs)), after, atol=1e-5)
+
+
+def test_the_profile_tower_is_refused_where_test_genes_or_conditions_are_unseen():
+    profile = {"model": {"fusion": "bilinear", "head": {"dense_units": []}, "profile": {"dense_units": [8]}}}
+    with pytest.raises(DeepRegError, match="model.profile.dense_units.*data.split = genes"):
+        RunConfig.from_dict({**profile, "data": {"split": "genes"}})
+    with pytest.raises(DeepRegError, match="model.profile.decoder = conditions clashes with data.split = conditions"):
+        RunConfig.from_dict({**profile, "data": {"split": "conditions"}})
+    regulators = {"model": {**profile["model"], "profile": {"dense_units": [8], "decoder": "regulators"}}}
+    assert RunConfig.from_dict({**regulators, "data": {"split": "conditions"}}).model.profile.decoder == "regulators"
+    with pytest.raises(DeepRegError, match="model.profile.*model.fusion = tensor"):
+        ModelConfig(profile=ProfileConfig(dense_units=(8,)))
 
 
 def test_in_model_kmer_counts_match_the_ridge_baselines_features():

@@ -1,12 +1,16 @@
 """Configs are frozen, typed, refuse unknown keys and round-trip through YAML and MLflow params."""
 
 import dataclasses
+import os
+from pathlib import Path
 
 import pytest
 import yaml
 
 from deepreg.errors import DeepRegError
 from deepreg.training.config import RunConfig
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_defaults_round_trip_through_yaml_and_params():
@@ -72,7 +76,10 @@ def test_shipped_experiment_configs_build_the_paper_models():
     for split in ("random", "genes", "conditions", "genes_and_conditions"):
         config = configs[f"bilinear-{split.replace('_', '-')}"]
         assert config.data.split == split and config.model.fusion == "bilinear"
-        assert config.model.gene_embedding == (split in ("random", "conditions"))
+        # a test gene with training pairs is read through a per-gene term (embedding or own profile)
+        per_gene = config.model.gene_embedding or config.model.profile.enabled
+        assert per_gene == (split in ("random", "conditions"))
+    assert configs["bilinear-random"].model.profile.decoder == "conditions"
 
 
 def test_shipped_demo_studies_read_and_fit_their_data():
@@ -84,3 +91,44 @@ def test_shipped_demo_studies_read_and_fit_their_data():
         assert spec.base.data.bundle == data and spec.budget.trials >= 6 and spec.pruner.type != "none"
         spec.validate_points()
         spec.base.model.validate_for(spec.base.data.sequence_length)
+
+
+def test_a_model_file_and_a_whole_run_file_can_start_from_another(tmp_path):
+    (tmp_path / "base-model.yaml").write_text("name: base\nsequence: {filters: [64], filter_width: [19]}\n")
+    (tmp_path / "model.yaml").write_text("from: base-model.yaml\nsequence: {filters: [16]}\n")
+    config = RunConfig.from_files(model=tmp_path / "model.yaml")
+    assert config.model.name == "base" and config.model.sequence.filters == (16,)
+    experiment = os.path.relpath(ROOT / "configs" / "experiments" / "tensor-regression.yaml", tmp_path)
+    (tmp_path / "run.yaml").write_text(f"from: {experiment}\ntraining: {{epochs: 2}}\n")
+    config = RunConfig.from_files(tmp_path / "run.yaml")
+    assert config.model.fusion == "tensor" and config.training.optimizer == "sgd" and config.training.epochs == 2
+
+
+def test_files_that_start_from_each_other_are_refused(tmp_path):
+    (tmp_path / "a.yaml").write_text("model: {from: b.yaml}\n")
+    (tmp_path / "b.yaml").write_text("from: a.yaml\n")
+    with pytest.raises(DeepRegError, match="a.yaml: key 'from': the files start from each other"):
+        RunConfig.from_files(tmp_path / "a.yaml")
+
+
+@pytest.mark.parametrize("kind, good, bad, message", [
+    ("simulation", "n_genes: 300\nseed: 3\n", "n_regulators: 1000\n", "n_regulators: expected 1.."),
+    ("attribution", "sequence_genes: 50\nplot_genes: [YAL001C]\n", "fold: -1\n", "attribution.fold: expected"),
+])
+def test_the_simulation_and_attribution_configs_read_through_the_same_loader(tmp_path, kind, good, bad, message):
+    from deepreg.attribution.config import AttributionConfig
+    from deepreg.data.simulate import SimulationConfig
+
+    cls = {"simulation": SimulationConfig, "attribution": AttributionConfig}[kind]
+    (tmp_path / "base.yaml").write_text(good)
+    (tmp_path / "config.yaml").write_text("from: base.yaml\nseed: 1\n")
+    config = cls.from_yaml(tmp_path / "config.yaml")
+    assert config == cls.from_dict({**yaml.safe_load(good), "seed": 1})
+    assert cls.from_params(config.to_params()) == config
+    (tmp_path / "bad.yaml").write_text(bad)
+    with pytest.raises(DeepRegError, match=message) as error:
+        cls.from_yaml(tmp_path / "bad.yaml")
+    assert str(error.value).startswith(f"{tmp_path / 'bad.yaml'}: ")
+    (tmp_path / "typo.yaml").write_text("sead: 1\n")
+    with pytest.raises(DeepRegError, match=f"{tmp_path / 'typo.yaml'}: unknown key 'sead'"):
+        cls.from_yaml(tmp_path / "typo.yaml")

@@ -5,7 +5,7 @@ import gzip
 import numpy as np
 import pytest
 
-from deepreg.data import encoding, readers
+from deepreg.data import encoding, io, readers
 from deepreg.data.batches import BlockBatches
 from deepreg.data.config import DataConfig
 from deepreg.data.dataset import build_dataset, load_dataset
@@ -50,10 +50,10 @@ def test_fasta_and_two_column_promoters(tmp_path):
     fasta = tmp_path / "p.fa.gz"
     with gzip.open(fasta, "wt") as handle:
         handle.write(">YAL001C some description\nACGT\nacgn\n>YAL002W\nTTTT\n")
-    assert readers.read_promoters(fasta) == {"YAL001C": "ACGTACGN", "YAL002W": "TTTT"}
+    assert io.read_promoters(fasta) == {"YAL001C": "ACGTACGN", "YAL002W": "TTTT"}
     table = tmp_path / "p.txt"
     table.write_text("YAL001C\tACGTRY\nYAL002W\tTT\n")
-    assert readers.read_promoters(table)["YAL001C"] == "ACGTRY"
+    assert io.read_promoters(table)["YAL001C"] == "ACGTRY"
 
 
 @pytest.mark.parametrize("body, message", [
@@ -67,16 +67,16 @@ def test_malformed_promoters_are_refused(tmp_path, body, message):
     path = tmp_path / "bad.fa"
     path.write_text(body)
     with pytest.raises(DeepRegError, match=message):
-        readers.read_promoters(path)
+        io.read_promoters(path)
 
 
 def test_regulator_list_skips_comments_and_refuses_duplicates(tmp_path):
     path = tmp_path / "r.txt"
     path.write_text("# regulators\nYMR037C\n\nYKL062W\tMSN4\n")
-    assert readers.read_id_list(path) == ("YMR037C", "YKL062W")
+    assert io.read_id_list(path) == ("YMR037C", "YKL062W")
     path.write_text("A\nB\nA\n")
     with pytest.raises(DeepRegError, match="line 3: regulator 'A' already listed on line 1"):
-        readers.read_id_list(path)
+        io.read_id_list(path)
 
 
 def test_one_hot_round_trip_and_policies():

@@ -5,7 +5,8 @@ import pytest
 
 from deepreg.cli import main
 from deepreg.errors import DeepRegError
-from deepreg.tracking.registry import promote, resolve_model
+from deepreg.tracking.registry import promote, resolve_model, study_objective
+from deepreg.tracking.tags import DEFAULT_OBJECTIVE, StudyObjective
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +66,9 @@ def test_promote_study_picks_best_finished_trial(trained):
     uri, run = trained["uri"], trained["run"]
     client = mlflow.MlflowClient(uri)
     experiment_id = client.get_experiment_by_name("promote-tests").experiment_id
-    parent = client.create_run(experiment_id, tags={"deepreg.study": "width", "deepreg.role": "study"})
-    client.log_param(parent.info.run_id, "study.objective", "maximize validation pearson r")
+    objective = StudyObjective("validation_pearson_r", "maximize")
+    parent = client.create_run(experiment_id, tags={"deepreg.study": "width", "deepreg.role": "study",
+                                                    **objective.tags()})
     client.set_terminated(parent.info.run_id, "FINISHED")
     trial = {"deepreg.study": "width", "deepreg.role": "trial", "mlflow.parentRunId": parent.info.run_id}
     worse = _copy_run(uri, run.run_id, {**trial, "deepreg.trial_number": "0"}, {"validation_pearson_r": 0.4})
@@ -83,3 +85,13 @@ def test_promote_study_picks_best_finished_trial(trained):
     with pytest.raises(DeepRegError, match="no finished trial"):
         promote(study="no-such-study", tracking_uri=uri)
     assert main(["promote", "--study", "no-such-study", "--tracking-uri", uri]) == 2
+
+
+def test_a_study_written_before_the_objective_tags_is_ranked_by_its_objective_param(trained):
+    client = mlflow.MlflowClient(trained["uri"])
+    experiment_id = client.get_experiment_by_name("promote-tests").experiment_id
+    parent = client.create_run(experiment_id, tags={"deepreg.study": "old-store", "deepreg.role": "study"})
+    client.log_param(parent.info.run_id, "study.objective", "maximize validation pearson r")
+    assert study_objective(client, "old-store", [experiment_id]) == StudyObjective("validation_pearson_r", "maximize")
+    assert study_objective(client, "no-parent", [experiment_id]) == DEFAULT_OBJECTIVE
+

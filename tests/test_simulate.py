@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 import deepreg
-from deepreg.data._jaspar import fetch_fungi_motifs
+from deepreg.data.io import fetch_fungi_motifs
 from deepreg.data.simulate import BACKGROUND, SimulationConfig, simulate_compendium
 from deepreg.errors import DeepRegError
 

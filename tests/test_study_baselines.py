@@ -29,8 +29,8 @@ from synthetic import tiny_run_config, write_compendium
 from deepreg.cli import main
 from deepreg.data.dataset import load_dataset
 from deepreg.errors import DeepRegError
-from deepreg.models import baselines as bl
-from deepreg.sweeps import describe_study, load_spec, run_sweep
+from deepreg import baselines as bl
+from deepreg.sweeps import describe_study, load_spec, open_storage, run_sweep
 
 TINY = {"model": {"sequence": {"filters": [8], "filter_width": [7]}, "head": {"dense_units": [16, 16],
                                                                               "dropout": 0.1}},
@@ -58,7 +58,7 @@ def study(tmp_path_factory):
 
 
 def independent_baselines(spec):
-    """The baselines fitted straight from deepreg.models.baselines on the spec's data and split."""
+    """The baselines fitted straight from deepreg.baselines on the spec's data and split."""
     dataset = load_dataset(spec.base.data)
     expression = dataset.labels("regression", spec.base.data).astype(np.float64)
     split = dataset.split(spec.base.data)
@@ -98,7 +98,7 @@ def test_the_parent_run_carries_every_baseline_and_the_one_to_beat(study):
 
 def test_study_show_prints_the_baselines_above_the_trials_with_each_margin(study):
     outcome = study["outcome"]
-    text = describe_study(optuna.load_study(study_name="widths", storage=outcome.study._storage))
+    text = describe_study(optuna.load_study(study_name="widths", storage=open_storage(outcome.storage_url).storage))
     lines = text.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("#  state"))
     baselines = next(i for i, line in enumerate(lines) if line.startswith("network-free baselines"))

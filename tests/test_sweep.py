@@ -11,9 +11,9 @@ from optuna.trial import TrialState
 
 from synthetic import write_compendium
 
-from deepreg.sweeps import describe_study, load_spec, run_keras_tuner, run_refine, run_sweep
-from deepreg.sweeps._report import describe_refine
-from deepreg.sweeps._storage import open_storage
+from deepreg.sweeps import (describe_refine, describe_study, load_spec, open_storage, run_keras_tuner, run_refine,
+                            run_sweep)
+from deepreg.tracking.tags import StudyObjective
 
 TINY = {"model": {"sequence": {"filters": [8], "filter_width": [7]}, "head": {"dense_units": [16, 16],
                                                                               "dropout": 0.1}},
@@ -88,12 +88,13 @@ def test_pruned_and_failed_trials_are_marked_and_the_study_goes_on(tmp_path, dat
 
     parent = store["client"].get_run(outcome.parent_run_id)
     assert parent.info.status == "FINISHED" and parent.data.tags["deepreg.best_trial"] == "0"
+    assert StudyObjective.from_tags(parent.data.tags) == StudyObjective("validation_loss", "minimize")
     assert parent.data.metrics["best_value"] == pytest.approx(by_label["good"].value)
     summary = {a.path for a in store["client"].list_artifacts(outcome.parent_run_id, "summary")}
     assert {"summary/optimization_history.png", "summary/trials.csv", "summary/study.txt"} <= summary
     assert {"study.yaml", "base.yaml"} <= {a.path for a in store["client"].list_artifacts(outcome.parent_run_id)}
 
-    text = describe_study(optuna.load_study(study_name="marks", storage=outcome.study._storage))
+    text = describe_study(optuna.load_study(study_name="marks", storage=journal(store)))
     assert "finished baseline" in text and "pruned" in text and "failed" in text
     assert "deepreg promote --study marks" in text
     assert f"pruning saved {spec.epochs - 1}" in text

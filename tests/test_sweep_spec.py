@@ -12,11 +12,9 @@ import optuna
 import pytest
 import yaml
 
+from deepreg._process import process_start
 from deepreg.errors import DeepRegError
-from deepreg.sweeps import diagnose, load_spec
-from deepreg.sweeps import _liveness as liveness
-from deepreg.sweeps._spec import Diagnosis, StudySpec
-from deepreg.sweeps._storage import open_storage
+from deepreg.sweeps import Diagnosis, StudySpec, diagnose, liveness, load_spec, open_storage
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = sorted((ROOT / "sweeps").glob("*.yaml"))
@@ -74,6 +72,9 @@ budget: {trials: 3}
     ("space: {model.head.dropout: [0.1, 0.2]}\nsampler: {type: bayes}", "key 'sampler.type'"),
     ("space: {model.head.dropout: [0.1, 0.2]}\nobjective: {metric: accuracy}", "accuracy needs model.task"),
     ("space: {model.head.dropout: [0.1, 0.2]}\nsurprise: 1", "unknown key 'surprise'"),
+    ("space: {model.head.dropout: [0.1, 0.2]}\nreliability: {heartbeat_seconds: 0}", "reliability: expected"),
+    ("space: {model.head.dropout: [0.1, 0.2]}\nstages: [{name: a, space: {model.l1: [0, 1]}, seed: 1}]",
+     "stage 1: unknown key 'seed'"),
 ])
 def test_spec_mistakes_are_one_line_errors_naming_the_file_and_key(tmp_path, space, message):
     path = write(tmp_path, BASE + space)
@@ -81,6 +82,25 @@ def test_spec_mistakes_are_one_line_errors_naming_the_file_and_key(tmp_path, spa
         load_spec(path)
     assert message in str(error.value) and str(path) in str(error.value)
     assert "\n" not in str(error.value)
+
+
+def test_a_spec_can_start_from_an_experiment_config_with_from(tmp_path):
+    experiment = ROOT / "configs" / "experiments" / "tensor-regression.yaml"
+    assert "from:" in experiment.read_text()
+    spec = load_spec(write(tmp_path, f"name: s\ndata: {{bundle: simulated}}\nbase: {experiment}\n"
+                                     "budget: {trials: 2}\nspace: {model.head.dropout: [0.1, 0.2]}\n"))
+    assert spec.base.model.name == "single-layer-tensor" and spec.base.model.sequence.feature_norm
+    assert spec.base.training.optimizer == "sgd" and spec.base.data.bundle == "simulated"
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "small.yaml").write_text("name: small\nsequence: {filters: [8], filter_width: [7]}\n")
+    (tmp_path / "run.yaml").write_text("model: {from: models/small.yaml, head: {dense_units: [16]}}\n"
+                                       "training: {epochs: 2}\n")
+    inline = load_spec(write(tmp_path, "name: s\ndata: {bundle: simulated}\nbudget: {trials: 2}\n"
+                                       "base: {from: run.yaml, training: {learning_rate: 0.01}}\n"
+                                       "space: {model.head.dropout: [0.1, 0.2]}\n"))
+    assert (inline.base.model.name, inline.base.model.head.dense_units) == ("small", (16,))
+    assert (inline.base.training.epochs, inline.base.training.learning_rate) == (2, 0.01)
+    assert StudySpec.from_dict(inline.to_dict(), source="stored").base == inline.base
 
 
 def test_a_point_that_breaks_the_config_is_reported_with_the_point(tmp_path):
@@ -184,18 +204,20 @@ def dead_pid():
     return process.pid
 
 
-def reap(study, journal=True):
-    return liveness.reap(study, journal=journal, stale_after=60, max_retries=2)
+def reap(study, storage, journal=True):
+    return liveness.reap(study, storage, journal=journal, stale_after=60, max_retries=2)
 
 
 def test_a_dead_workers_trial_is_failed_once_and_retried_with_its_params(tmp_path):
     url = f"journal:{tmp_path}/optuna.journal"
-    study, trial = running_trial(open_storage(url).storage,
-                                 {"host": socket.gethostname(), "pid": dead_pid(), "start": "1", "worker": "x"})
+    storage = open_storage(url).storage
+    worker = {"host": socket.gethostname(), "pid": dead_pid(), "start": "1", "worker": "x"}
+    study, trial = running_trial(storage, worker)
     params = dict(study.trials[0].params)
     # two workers (two storage objects, as two processes) reap at once: one wins
-    other = optuna.load_study(study_name="live", storage=open_storage(url).storage)
-    won = reap(study) + reap(other)
+    other_storage = open_storage(url).storage
+    other = optuna.load_study(study_name="live", storage=other_storage)
+    won = reap(study, storage) + reap(other, other_storage)
     assert won == [trial.number]
     trials = optuna.load_study(study_name="live", storage=open_storage(url).storage).trials
     assert [t.state for t in trials] == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.WAITING]
@@ -207,35 +229,37 @@ def test_a_dead_workers_trial_is_failed_once_and_retried_with_its_params(tmp_pat
 
 def test_a_live_worker_on_this_host_is_never_reaped_however_old_its_heartbeat(tmp_path):
     parent = os.getppid()
-    study, _ = running_trial(open_storage(f"journal:{tmp_path}/j.journal").storage,
-                             {"host": socket.gethostname(), "pid": parent, "start": liveness.process_start(parent),
-                              "worker": "x"}, heartbeat=time.time() - 10_000)
-    assert reap(study) == []
+    storage = open_storage(f"journal:{tmp_path}/j.journal").storage
+    study, _ = running_trial(storage, {"host": socket.gethostname(), "pid": parent, "start": process_start(parent),
+                                       "worker": "x"}, heartbeat=time.time() - 10_000)
+    assert reap(study, storage) == []
 
 
 def test_a_reused_pid_is_recognised_by_its_start_time(tmp_path):
     parent = os.getppid()
-    study, trial = running_trial(open_storage(f"journal:{tmp_path}/j.journal").storage,
-                                 {"host": socket.gethostname(), "pid": parent, "start": "12345", "worker": "x"})
-    assert reap(study) == [trial.number]
+    storage = open_storage(f"journal:{tmp_path}/j.journal").storage
+    worker = {"host": socket.gethostname(), "pid": parent, "start": "12345", "worker": "x"}
+    study, trial = running_trial(storage, worker)
+    assert reap(study, storage) == [trial.number]
 
 
 def test_a_remote_worker_is_dead_when_its_heartbeat_is_stale(tmp_path):
     storage = open_storage(f"journal:{tmp_path}/j.journal").storage
     study, _ = running_trial(storage, {"host": "elsewhere", "pid": 1, "start": None, "worker": "y"},
                              heartbeat=time.time())
-    assert reap(study) == []
-    assert reap(study, journal=False) == []  # on an RDB storage Optuna's own heartbeat decides
+    assert reap(study, storage) == []
+    assert reap(study, storage, journal=False) == []  # on an RDB storage Optuna's own heartbeat decides
     study, trial = running_trial(storage, {"host": "elsewhere", "pid": 2, "start": None, "worker": "z"},
                                  heartbeat=time.time() - 120)
-    assert reap(study) == [trial.number]
+    assert reap(study, storage) == [trial.number]
 
 
 def test_retries_stop_after_max_retries(tmp_path):
-    study, trial = running_trial(open_storage(f"journal:{tmp_path}/j.journal").storage,
-                                 {"host": socket.gethostname(), "pid": dead_pid(), "start": None, "worker": "x"})
-    study._storage.set_trial_user_attr(trial._trial_id, liveness.ATTEMPT_ATTR, 3)
-    assert reap(study) == [trial.number]
+    storage = open_storage(f"journal:{tmp_path}/j.journal").storage
+    worker = {"host": socket.gethostname(), "pid": dead_pid(), "start": None, "worker": "x"}
+    study, trial = running_trial(storage, worker)
+    trial.set_user_attr(liveness.ATTEMPT_ATTR, 3)
+    assert reap(study, storage) == [trial.number]
     assert [t.state.name for t in study.trials] == ["FAIL"]  # third attempt died: not queued again
 
 

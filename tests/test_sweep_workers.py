@@ -1,7 +1,8 @@
 """Several worker processes on one study: a journal file (one worker SIGKILLed) and PostgreSQL.
 
-The workers are real `deepreg` processes; the MLflow store is a SQLite file; PostgreSQL is
-installed from Debian's packages when missing (as root) and started on loopback for the session.
+The workers are real `deepreg` processes; the MLflow store is a SQLite file; PostgreSQL comes from
+the `pgserver` wheel (Debian's package as a fallback) and is started on loopback for the session,
+as an unprivileged user when the tests run as root (see `postgres_url`).
 """
 
 import glob
@@ -23,8 +24,7 @@ from optuna.trial import TrialState
 
 from synthetic import write_compendium
 
-from deepreg.sweeps import _liveness as liveness
-from deepreg.sweeps._storage import open_storage
+from deepreg.sweeps import liveness, open_storage
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"model": {"sequence": {"filters": [8], "filter_width": [7]}, "head": {"dense_units": [16, 16],
@@ -130,21 +130,36 @@ def test_journal_workers_share_a_study_and_a_sigkilled_workers_trial_is_retried(
 
 
 # PostgreSQL ---------------------------------------------------------------------------------------
+# The server's binaries come from the `pgserver` wheel (in the dev extra; no root needed), else from
+# initdb/pg_ctl on PATH or Debian's /usr/lib/postgresql, else (as root only) Debian's postgresql
+# package is installed. PostgreSQL refuses to run as root, so as root the server runs as an
+# unprivileged user: `postgres` where it exists, else PG_USER, made with useradd. Either way it listens
+# on 127.0.0.1 on a free port, with its data in a temporary folder, for the session.
 
-def _postgres_bin() -> Path | None:
+PG_USER = "deepreg-pg"
+
+
+def _postgres_bin() -> tuple[Path | None, str]:
+    """The folder of initdb/pg_ctl/createdb, and where it came from."""
+    try:
+        import pgserver
+    except ImportError:
+        pgserver = None
+    if pgserver is not None:
+        return Path(pgserver.pg_config(["--bindir"]).strip()), "the pgserver wheel"
     found = shutil.which("initdb")
     if found and shutil.which("pg_ctl"):
-        return Path(found).resolve().parent
+        return Path(found).resolve().parent, "PATH"
     versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
-    return Path(versions[-1]).parent if versions else None
+    return (Path(versions[-1]).parent, "Debian's postgresql package") if versions else (None, "")
 
 
 def _install_postgres() -> str:
-    """Install Debian's postgresql package; return why not, or ''."""
+    """Install Debian's postgresql package (the fallback without pgserver); return why not, or ''."""
     if os.geteuid() != 0:
-        return "initdb/pg_ctl are missing and installing postgresql needs root"
+        return "pgserver is not installed (pip install pgserver, in the dev extra) and installing postgresql needs root"
     if not shutil.which("apt-get"):
-        return "initdb/pg_ctl are missing and there is no apt-get to install postgresql"
+        return "pgserver is not installed (pip install pgserver, in the dev extra) and there is no apt-get"
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     for command in (["apt-get", "update"], ["apt-get", "install", "-y", "--no-install-recommends", "postgresql"]):
         result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
@@ -159,25 +174,62 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _server_user() -> str:
+    """As root: the unprivileged user to run PostgreSQL as (made with useradd when missing); '' when none can be."""
+    import pwd
+
+    for name in ("postgres", PG_USER):
+        try:
+            pwd.getpwnam(name)
+            return name
+        except KeyError:
+            pass
+    if not shutil.which("useradd"):
+        return ""
+    made = subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", PG_USER],
+                          capture_output=True, text=True)
+    return PG_USER if made.returncode == 0 else ""
+
+
+def _reachable_bin(bin_dir: Path, user: str, folder: Path) -> Path | None:
+    """`bin_dir` when `user` can run its programs; else (a venv under /root) a copy of the pgserver wheel's
+    server in `folder`, whose binaries find their libraries at ../../../pgserver.libs, so both are copied."""
+    if subprocess.run(["runuser", "-u", user, "--", "test", "-x", str(bin_dir / "postgres")]).returncode == 0:
+        return bin_dir
+    site = bin_dir.parents[2]
+    if not (site / "pgserver" / "pginstall").is_dir():
+        return None
+    for name in ("pgserver", "pgserver.libs"):
+        if (site / name).is_dir():
+            shutil.copytree(site / name, folder / name, symlinks=True)
+    return folder / bin_dir.relative_to(site)
+
+
 @pytest.fixture(scope="session")
 def postgres_url():
     try:
         import psycopg2  # noqa: F401
     except ImportError:
         pytest.skip("psycopg2 is not installed (pip install psycopg2-binary, in the dev extra)")
-    bin_dir = _postgres_bin()
+    bin_dir, origin = _postgres_bin()
     if bin_dir is None:
         why = _install_postgres()
-        bin_dir = _postgres_bin()
+        bin_dir, origin = _postgres_bin()
         if bin_dir is None:
-            pytest.skip(f"PostgreSQL cannot be installed here: {why or 'initdb not found after installing'}")
+            pytest.skip(f"no PostgreSQL server here: {why or 'initdb not found after installing postgresql'}")
     folder = Path(tempfile.mkdtemp(prefix="deepreg-pg-"))
     prefix: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses root: run the server as the postgres user
-        if shutil.which("runuser") is None:
-            pytest.skip("running as root without runuser to start PostgreSQL as another user")
-        shutil.chown(folder, user="postgres")
-        prefix = ["runuser", "-u", "postgres", "--"]
+    if os.geteuid() == 0:  # initdb and postgres refuse root: run them as an unprivileged user
+        user = _server_user() if shutil.which("runuser") else ""
+        if not user:
+            pytest.skip(f"running as root without runuser, or without a user other than root to run PostgreSQL as "
+                        f"(useradd {PG_USER} failed)")
+        shutil.chown(folder, user=user)
+        bin_dir = _reachable_bin(bin_dir, user, folder)
+        if bin_dir is None:
+            pytest.skip(f"the PostgreSQL programs from {origin} are not readable by the user {user}")
+        prefix = ["runuser", "-u", user, "--"]
+    print(f"PostgreSQL from {origin}: {bin_dir}", file=sys.stderr)
     data, port = folder / "data", _free_port()
     run = lambda *cmd: subprocess.run([*prefix, *cmd], capture_output=True, text=True, timeout=120)  # noqa: E731
     result = run(str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync")

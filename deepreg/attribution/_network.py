@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from deepreg.data.config import CLASS_NAMES
 from deepreg.errors import DeepRegError
 
 # Step kinds. Every step maps an array to an array; only "relu" is nonlinear (besides the max pools,
@@ -40,7 +41,6 @@ from deepreg.errors import DeepRegError
 CONV, DENSE, AFFINE, RELU, MAX_POOL, GLOBAL_MAX, FLATTEN, MERGE_STRANDS, KMER = (
     "conv", "dense", "affine", "relu", "max_pool", "global_max", "flatten", "merge_strands", "kmer")
 TENSOR, CONCAT, BILINEAR = "tensor", "concat", "bilinear"
-CLASS_NAMES = ("down", "baseline", "up")
 _META = ("fusion", "sequence_length", "n_regulators", "sequence_width", "regulator_width", "task", "target",
          "interaction", "regulator_skip")
 
@@ -409,6 +409,10 @@ def read_network(model, target: str | int = "output") -> Network:
         raise DeepRegError(f"attribution: model '{model.name}' has a per-condition embedding "
                            "(model.condition_embedding), which DeepLIFT here does not read; attribute a model "
                            "without it")
+    if any(type(layer).__name__ == "ExpressionProfile" for layer in model.layers):
+        raise DeepRegError(f"attribution: model '{model.name}' reads each gene's own training expression "
+                           "(model.profile), which is neither promoter nor regulators and which DeepLIFT here does "
+                           "not read; attribute a model without it")
     if bilinear:
         kind, weights = BILINEAR, {"bilinear": fusion.attribution_weights(), "interaction": fusion.interaction}
     else:

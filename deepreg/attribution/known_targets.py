@@ -20,7 +20,6 @@ TF is then specific when it takes a larger part of its targets' explanation than
 from __future__ import annotations
 
 import dataclasses
-import gzip
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +28,7 @@ from scipy import stats as _stats
 
 from deepreg.attribution.regulators import resolve_targets
 from deepreg.attribution.stats import benjamini_hochberg, mann_whitney_greater
+from deepreg.data.io import LEGACY_ENCODING, read_text
 from deepreg.errors import DeepRegError
 
 TF_COLUMNS = ("tf", "tf_symbol", "regulator")
@@ -52,10 +52,8 @@ class Reference:
 # Reading
 # --------------------------------------------------------------------------------------------------
 def _lines(path: Path) -> list[str]:
-    data = path.read_bytes()
-    if data[:2] == b"\x1f\x8b":
-        data = gzip.decompress(data)
-    return data.decode("utf-8", errors="replace").splitlines()
+    """Reference tables come from many sources: text that is not UTF-8 is read as latin-1, not refused."""
+    return read_text(path, fallback=LEGACY_ENCODING).splitlines()
 
 
 def _column(header: list[str], names: tuple[str, ...]) -> int | None:

@@ -18,6 +18,8 @@ import pandas as pd
 
 from deepreg.attribution import _network as net
 from deepreg.attribution.stats import benjamini_hochberg
+# The stage reads and writes its motif files as `motifs.read_meme` / `motifs.write_meme`.
+from deepreg.data.io import read_jaspar, read_meme, write_meme  # noqa: F401
 from deepreg.errors import DeepRegError
 
 ALPHABET = "ACGT"
@@ -157,51 +159,17 @@ def filter_pwms(model, sequences: np.ndarray, *, n_top: int = 100, background=No
 # --------------------------------------------------------------------------------------------------
 # Known motifs
 # --------------------------------------------------------------------------------------------------
+# The pseudocount of known motifs for TomTom: it keeps every log-odds finite.
+KNOWN_MOTIF_PSEUDOCOUNT = 0.01
+
+
 def jaspar_motifs(release: str = "JASPAR2026", tax_group: str = "fungi", collection: str = "CORE") -> dict[str, np.ndarray]:
     """JASPAR motifs as {'MA0341.1 MSN2': W x 4 PWM} (pyjaspar's bundled database, no network)."""
-    from pyjaspar import jaspardb
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        database = jaspardb(release=release)
-        motifs = database.fetch_motifs(collection=collection, tax_group=[tax_group] if tax_group else None)
-    out = {}
-    for motif in motifs:
-        counts = np.array([motif.counts[letter] for letter in ALPHABET], float).T
-        out[f"{motif.matrix_id} {motif.name}"] = (counts + 0.01) / (counts.sum(axis=1, keepdims=True) + 0.04)
+    out = {motif.label: motif.probabilities
+           for motif in read_jaspar(release, tax_group, collection, pseudocount=KNOWN_MOTIF_PSEUDOCOUNT)}
     if not out:
         raise DeepRegError(f"JASPAR {release}: no {collection} motifs for tax group {tax_group!r}")
     return out
-
-
-def read_meme(path: str | Path) -> dict[str, np.ndarray]:
-    """Motifs of a MEME-format file as {'ID NAME': W x 4 PWM}."""
-    from memelite.io import read_meme as _read
-
-    path = Path(path)
-    if not path.is_file():
-        raise DeepRegError(f"motif file {path}: no such file")
-    motifs = {name: np.asarray(pwm).T for name, pwm in _read(str(path)).items()}
-    if not motifs:
-        raise DeepRegError(f"motif file {path}: no MEME motifs found")
-    return motifs
-
-
-def write_meme(path: str | Path, motifs: dict[str, np.ndarray], *, background=(0.25, 0.25, 0.25, 0.25),
-               sites: dict[str, int] | None = None) -> Path:
-    """Write W x 4 PWMs as a MEME (version 4) motif file that TomTom and FIMO read."""
-    path = Path(path)
-    lines = ["MEME version 4", "", "ALPHABET= ACGT", "", "strands: + -", "", "Background letter frequencies",
-             " ".join(f"{letter} {value:.3f}" for letter, value in zip(ALPHABET, background)), ""]
-    for name, pwm in motifs.items():
-        pwm = np.asarray(pwm, float)
-        n_sites = (sites or {}).get(name, 100)
-        lines.append(f"MOTIF {name}")
-        lines.append(f"letter-probability matrix: alength= 4 w= {len(pwm)} nsites= {n_sites} E= 0")
-        lines.extend(" " + "  ".join(f"{value:.6f}" for value in row) for row in pwm)
-        lines.append("")
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 def known_motifs(source: str | None = None) -> tuple[dict[str, np.ndarray], str]:

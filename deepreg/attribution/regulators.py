@@ -8,7 +8,6 @@ other genes? (one-sided Mann-Whitney U on the per-gene sums of |score| over cond
 
 from __future__ import annotations
 
-import gzip
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ import pandas as pd
 
 from deepreg.attribution.deeplift import RegulatorSums
 from deepreg.attribution.stats import benjamini_hochberg, mann_whitney_greater
+from deepreg.data.io import read_text
 from deepreg.errors import DeepRegError
 
 
@@ -94,10 +94,6 @@ def plot_methods(table: pd.DataFrame, path: Path) -> Path | None:
 # --------------------------------------------------------------------------------------------------
 # Known targets
 # --------------------------------------------------------------------------------------------------
-def _open_text(path: Path):
-    return gzip.open(path, "rt") if str(path).endswith(".gz") else open(path)
-
-
 def read_targets(path: str | Path, *, regulator: str | None = None) -> dict[str, set[str]]:
     """Known targets from a file: {regulator name: {gene names}}.
 
@@ -109,8 +105,7 @@ def read_targets(path: str | Path, *, regulator: str | None = None) -> dict[str,
     path = Path(path)
     if not path.is_file():
         raise DeepRegError(f"targets file {path}: no such file")
-    with _open_text(path) as handle:
-        lines = [line.rstrip("\n\r") for line in handle if line.strip() and not line.startswith("#")]
+    lines = [line for line in read_text(path).splitlines() if line.strip() and not line.startswith("#")]
     if not lines:
         raise DeepRegError(f"targets file {path}: empty")
     separator = "\t" if "\t" in lines[0] else ","

@@ -56,6 +56,8 @@ def register(subparsers) -> None:
     attribute.add_argument("--results-json", metavar="FILE",
                            help="also write the headline figures as JSON (e.g. docs/results/attribution-yeast.json)")
     attribute.add_argument("--run-name", help="MLflow run name")
+    attribute.add_argument("--config", metavar="FILE", help="a YAML of attribution keys (the options above and "
+                                                            "--set override it)")
     add_override_option(attribute)
     add_tracking_options(attribute)
     attribute.set_defaults(func=run_attribute)
@@ -82,12 +84,10 @@ def check_source_run(model_uri: str, tracking_uri: str) -> None:
 
 
 def run_attribute(args: argparse.Namespace) -> int:
-    from deepreg.attribution.stage import AttributionConfig, run_attribution
+    from deepreg.attribution.stage import run_attribution
     from deepreg.tracking.store import resolve_tracking_uri
 
-    values = {key: getattr(args, key) for key in OPTION_KEYS if getattr(args, key) is not None}
-    overrides = {key.removeprefix("attribution."): value for key, value in parse_overrides(args.overrides).items()}
-    config = AttributionConfig.from_dict({**values, **overrides}, source="deepreg attribute")
+    config = attribution_config(args)
     uri = resolve_tracking_uri(args.tracking_uri)
     check_source_run(args.model, uri)
     result = run_attribution(args.model, config, tracking_uri=uri, experiment=args.experiment, run_name=args.run_name,
@@ -104,6 +104,16 @@ def run_attribute(args: argparse.Namespace) -> int:
           + (f"; copies in {args.output}" if args.output else ""))
     print(f"look at it with: {mlflow_ui_hint(uri)}")
     return 0
+
+
+def attribution_config(args: argparse.Namespace):
+    """The command's options and `--set` overrides on top of `--config FILE` (or the defaults)."""
+    from deepreg.attribution.config import AttributionConfig
+
+    from_file = AttributionConfig.from_yaml(args.config).to_dict() if args.config else {}
+    values = {key: getattr(args, key) for key in OPTION_KEYS if getattr(args, key) is not None}
+    overrides = {key.removeprefix("attribution."): value for key, value in parse_overrides(args.overrides).items()}
+    return AttributionConfig.from_dict({**from_file, **values, **overrides}, source="deepreg attribute")
 
 
 def _command_line() -> str:

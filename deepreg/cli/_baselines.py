@@ -27,7 +27,7 @@ def register(subparsers) -> None:
 
 def run_baselines(args: argparse.Namespace) -> int:
     from deepreg.data.dataset import load_dataset
-    from deepreg.sweeps._baselines import compute_baselines, format_table
+    from deepreg.sweeps import compute_baselines, format_table
     from deepreg.training.config import RunConfig
 
     config = RunConfig.from_files(args.config, overrides=parse_overrides(args.overrides))
@@ -43,8 +43,8 @@ def run_baselines(args: argparse.Namespace) -> int:
 
 def chosen_names(only: list[str], skip: list[str]) -> tuple[str, ...]:
     """The baselines to fit, in their usual order: --only's (all when absent) less --skip's."""
-    from deepreg.models.baselines import BASELINE_NAMES
-    from deepreg.sweeps._baselines import check_names
+    from deepreg.baselines import BASELINE_NAMES
+    from deepreg.sweeps import check_names
 
     wanted = check_names(only, "command line", "--only") if only else set(BASELINE_NAMES)
     skipped = check_names(skip, "command line", "--skip")

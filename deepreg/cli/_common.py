@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-import yaml
-
-from deepreg.errors import DeepRegError
+from deepreg._config import parse_overrides  # noqa: F401 - the subcommands take it from here, with add_override_option
 
 
 def add_tracking_options(parser: argparse.ArgumentParser) -> None:
@@ -19,19 +17,6 @@ def add_tracking_options(parser: argparse.ArgumentParser) -> None:
 def add_override_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value by its dotted key, e.g. --set training.epochs=5 (repeatable)")
-
-
-def parse_overrides(pairs: list[str]) -> dict:
-    overrides = {}
-    for pair in pairs:
-        key, separator, text = pair.partition("=")
-        if not separator or not key.strip():
-            raise DeepRegError(f"--set {pair!r}: expected KEY=VALUE, e.g. training.epochs=5")
-        try:
-            overrides[key.strip()] = yaml.safe_load(text)
-        except yaml.YAMLError:
-            raise DeepRegError(f"--set {pair!r}: the value is not valid YAML") from None
-    return overrides
 
 
 def keras_verbosity() -> int:
@@ -47,7 +32,7 @@ def runs_page(outcome) -> str:
     """The MLflow UI's runs table of a study's experiment, in the model-training view (not GenAI)."""
     import mlflow
 
-    from deepreg.sweeps._tracking import ui_runs_url
+    from deepreg.sweeps import ui_runs_url
 
     run = mlflow.MlflowClient(outcome.tracking_uri).get_run(outcome.parent_run_id)
     return ui_runs_url(run.info.experiment_id)

@@ -123,7 +123,8 @@ def run_demo_attribution(model_uri: str, data: str, study: str, args: argparse.N
     """The attribution stage on the champion, sized for the demo; returns the report's path."""
     from pathlib import Path
 
-    from deepreg.attribution.stage import AttributionConfig, run_attribution
+    from deepreg.attribution.config import AttributionConfig
+    from deepreg.attribution.stage import run_attribution
     from deepreg.cli._attribute import headline_lines
 
     config = AttributionConfig(known_targets=("bundled",) if data == "yeast" else (), sequence_genes=100,

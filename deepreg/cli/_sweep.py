@@ -111,8 +111,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
 
 
 def run_worker_command(args: argparse.Namespace) -> int:
-    from deepreg.sweeps import run_worker
-    from deepreg.sweeps._spec import StudySpec
+    from deepreg.sweeps import StudySpec, run_worker
 
     _prepare(args)
     outcome = run_worker(args.study, storage=args.storage, tracking_uri=args.tracking_uri, trials=args.trials,
@@ -134,9 +133,7 @@ def _print_end(outcome, spec, storage: str) -> None:
 
 
 def run_study_show(args: argparse.Namespace) -> int:
-    from deepreg.sweeps import default_storage_url, describe_study
-    from deepreg.sweeps._report import describe_refine
-    from deepreg.sweeps._storage import open_storage, study_names
+    from deepreg.sweeps import default_storage_url, describe_refine, describe_study, open_storage, study_names
     from deepreg.tracking.store import resolve_tracking_uri
 
     uri = resolve_tracking_uri(args.tracking_uri)

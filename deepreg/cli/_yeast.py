@@ -151,11 +151,12 @@ def _print_bundle_summary(out: Path, manifest: dict) -> None:
 
 def run_promoters(args: argparse.Namespace) -> int:
     from deepreg.data import genome as genomes
+    from deepreg.data.io import read_id_list, write_fasta
 
     reference = _promoter_genome(args)
-    orfs = [orf for orf, _ in genomes.read_id_list(args.orfs, "ORF")] if args.orfs else None
+    orfs = read_id_list(args.orfs, "ORF") if args.orfs else None
     promoters = genomes.extract_promoters(reference, orfs, length=args.length, pad=not args.no_pad)
-    genomes.write_fasta(args.out, promoters.sequences)
+    write_fasta(args.out, promoters.sequences)
     report = promoters.report
     if args.report:
         Path(args.report).write_text(json.dumps(report.to_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8")

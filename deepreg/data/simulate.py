@@ -84,7 +84,6 @@ Determinism: every random stream is spawned from `seed`, so a seed gives byte-id
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import hashlib
 import json
 import math
@@ -94,8 +93,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from deepreg._files import write_bytes_atomically
-from deepreg.data._jaspar import JASPAR_RELEASE, Motif, fetch_fungi_motifs, meme_text
+from deepreg._config import Config
+from deepreg.data.io import (JASPAR_RELEASE, UNIX_OS, Motif, fasta_text, fetch_fungi_motifs, fixed_cells, gzip_bytes,
+                             meme_text, pcl_text, write_bytes)
 from deepreg.errors import DeepRegError
 
 BASES = np.frombuffer(b"ACGTN", dtype=np.uint8)
@@ -127,6 +127,9 @@ N_RUN_FRACTION = 0.01
 N_RUN_LENGTH = (10, 60)
 SHORT_PROMOTER_MIN_FRACTION = 0.25
 DECOY_SHADOW_FRACTION = 0.6
+EXPRESSION_DECIMALS = 3
+# The simulated bundle's gzip header (zlib's: level 6, OS byte Unix), kept so the shipped files stay identical.
+BUNDLE_GZIP_LEVEL, BUNDLE_GZIP_OS = 6, UNIX_OS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -289,8 +292,11 @@ PROGRAMMES = (
 
 
 @dataclasses.dataclass(frozen=True)
-class SimulationConfig:
-    """Everything that determines a simulated compendium; the same config gives the same bytes."""
+class SimulationConfig(Config):
+    """Everything that determines a simulated compendium; the same config gives the same bytes.
+
+    A `Config`: `deepreg simulate --config FILE` reads it from YAML (the keys below, at the top level).
+    """
 
     n_genes: int = 2000
     n_conditions: int = 80
@@ -662,11 +668,11 @@ def _write_bundle(out_dir: Path, config: SimulationConfig, genes: Genes, conditi
                                                              decoy_partners, n_sites)),
         "truth/targets.tsv": _tsv_bytes(_target_truth(genes, factors, effects, n_sites)),
         "truth/sites.tsv": _tsv_bytes(_site_truth(genes, sites)),
-        "truth/motifs.meme": meme_text([motifs[tf.jaspar_id] for tf in factors], BACKGROUND).encode(),
+        "truth/motifs.meme": _meme_bytes([motifs[tf.jaspar_id] for tf in factors]),
         "truth/conditions.tsv": _tsv_bytes(conditions.round(4)),
     }
     for name, content in files.items():
-        write_bytes_atomically(out_dir / name, content, "simulated bundle file")
+        write_bytes(out_dir / name, content, "simulated bundle file")
     manifest = {
         "name": "simulated",
         "generator": "deepreg.data.simulate",
@@ -684,14 +690,20 @@ def _write_bundle(out_dir: Path, config: SimulationConfig, genes: Genes, conditi
             "planted_sites": len(sites),
         },
     }
-    write_bytes_atomically(out_dir / "manifest.json", (json.dumps(manifest, indent=2) + "\n").encode("utf-8"),
-                           "bundle manifest")
+    write_bytes(out_dir / "manifest.json", (json.dumps(manifest, indent=2) + "\n").encode("utf-8"), "bundle manifest")
     return out_dir
 
 
 def _gzip_bytes(text: str) -> bytes:
-    """Gzip with no file name and a zero time stamp in the header, so equal text gives equal bytes."""
-    return gzip.compress(text.encode("utf-8"), compresslevel=6, mtime=0)
+    """Reproducible gzip (see `deepreg.data.io.gzip_bytes`): equal text gives equal bytes."""
+    return gzip_bytes(text.encode("utf-8"), level=BUNDLE_GZIP_LEVEL, os_byte=BUNDLE_GZIP_OS)
+
+
+def _meme_bytes(motifs: Sequence[Motif]) -> bytes:
+    """The planted matrices as a MEME file, each named `<matrix id> <TF name>` with its JASPAR site count."""
+    text = meme_text({motif.label: motif.probabilities for motif in motifs}, BACKGROUND,
+                     sites={motif.label: motif.n_sites for motif in motifs})
+    return text.encode()
 
 
 def _tsv_bytes(table: pd.DataFrame) -> bytes:
@@ -699,22 +711,17 @@ def _tsv_bytes(table: pd.DataFrame) -> bytes:
 
 
 def _pcl_text(genes: Genes, condition_names: Sequence[str], expression: np.ndarray, missing: np.ndarray) -> str:
-    values = np.round(expression, 3) + 0.0  # + 0.0 turns -0.0 into 0.0, so no "-0.000" is written
-    cells = np.char.mod("%.3f", values).astype(object)
-    cells[missing] = ""
-    header = "\t".join(["UID", "NAME", "GWEIGHT", *condition_names])
-    rows = ["\t".join([uid, symbol, "1", *row]) for uid, symbol, row in zip(genes.uids, genes.symbols, cells)]
-    return "\n".join([header, *rows]) + "\n"
+    """Values with three decimals, blank where missing; + 0.0 turns -0.0 into 0.0, so no "-0.000" is written."""
+    values = np.where(missing, np.nan, np.round(expression, EXPRESSION_DECIMALS) + 0.0)
+    return pcl_text(genes.uids, genes.symbols, ["1"] * len(genes.uids), condition_names,
+                    fixed_cells(values, EXPRESSION_DECIMALS))
 
 
-def _fasta_text(uids: np.ndarray, codes: np.ndarray, lengths: np.ndarray, width: int = 60) -> str:
-    records = []
-    for uid, row, kept in zip(uids, codes, lengths):
-        if kept == 0:
-            continue
-        sequence = BASES[row[len(row) - kept:]].tobytes().decode()
-        records.append(f">{uid}\n" + "\n".join(sequence[i:i + width] for i in range(0, kept, width)))
-    return "\n".join(records) + "\n"
+def _fasta_text(uids: np.ndarray, codes: np.ndarray, lengths: np.ndarray) -> str:
+    """The kept (3', ORF-proximal) part of each promoter; genes without a promoter are left out."""
+    records = {uid: BASES[row[len(row) - kept:]].tobytes().decode()
+               for uid, row, kept in zip(uids, codes, lengths) if kept > 0}
+    return fasta_text(records)
 
 
 def _regulator_truth(genes: Genes, factors: Sequence[TranscriptionFactor], motifs: Mapping[str, Motif],

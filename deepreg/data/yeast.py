@@ -26,7 +26,6 @@ different zlib build may compress differently; the decompressed content stays id
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import hashlib
 import json
 import re
@@ -38,6 +37,8 @@ from pathlib import Path
 import numpy as np
 
 from deepreg.data import genome as genomes
+from deepreg.data.io import (LEGACY_ENCODING, pcl_text as format_pcl, read_lines, read_numbered_ids,
+                             read_pcl as read_pcl_table, shortest_cells, write_fasta, write_text)
 from deepreg.errors import DeepRegError
 
 BUNDLE_NAME = "yeast"
@@ -49,7 +50,6 @@ GENES_FILE = "genes.tsv"
 MANIFEST_FILE = "manifest.json"
 GENE_COLUMNS = ("UID", "GENE", "FUNC", "DESCRIP", "SGDID")
 RDA_SUFFIXES = (".rda", ".rdata")
-MISSING_TOKENS = frozenset({"", "NA", "NaN", "nan"})
 
 STANFORD_ARCHIVE_URL = ("http://web.archive.org/web/20211019175531if_/"
                         "http://genome-www.stanford.edu/yeast_stress/data/rawdata/complete_dataset.txt")
@@ -142,32 +142,10 @@ class Compendium:
 
 
 def read_pcl(path: str | Path) -> Compendium:
-    """Read a PCL/TSV compendium (gzip allowed); an EWEIGHT row, if any, is skipped."""
-    path = Path(path)
-    lines = _read_lines(path)
-    if not lines or not lines[0]:
-        raise DeepRegError(f"{path}: line 1: expected a header 'UID<TAB>NAME<TAB>GWEIGHT<TAB>condition...'")
-    header = lines[0].split("\t")
-    if len(header) < 4 or header[1].strip().upper() != "NAME" or header[2].strip().upper() != "GWEIGHT":
-        raise DeepRegError(f"{path}: line 1: expected columns UID, NAME, GWEIGHT and at least one condition, "
-                           f"got {header[:4]}")
-    rows, numbers = [], []
-    for number, line in enumerate(lines[1:], start=2):
-        fields = line.split("\t")
-        if len(fields) != len(header):
-            raise DeepRegError(f"{path}: line {number}: expected {len(header)} tab-separated fields as in "
-                               f"the header, got {len(fields)}")
-        if fields[0].strip().upper() == "EWEIGHT":
-            continue
-        rows.append(fields)
-        numbers.append(number)
-    if not rows:
-        raise DeepRegError(f"{path}: no gene rows after the header")
-    uids = tuple(fields[0].strip() for fields in rows)
-    _refuse_duplicate_ids(uids, numbers, path)
-    values = _parse_values([fields[3:] for fields in rows], numbers, header[3:], path)
-    return Compendium(uids=uids, names=tuple(f[1] for f in rows), gweights=tuple(f[2] for f in rows),
-                      conditions=tuple(header[3:]), values=values, header=tuple(header[:3]))
+    """Read a PCL compendium (gzip allowed; see `deepreg.data.io.read_pcl` with `source=True`)."""
+    table = read_pcl_table(path, source=True)
+    return Compendium(uids=table.uids, names=table.names, gweights=table.gweights, conditions=table.conditions,
+                      values=table.values, header=table.header)
 
 
 def read_condition_names(path: str | Path) -> tuple[str, ...]:
@@ -175,8 +153,7 @@ def read_condition_names(path: str | Path) -> tuple[str, ...]:
 
     Only line endings are removed, so leading, trailing and doubled spaces survive.
     """
-    path = Path(path)
-    lines = _read_lines(path)
+    lines = read_lines(path, LEGACY_ENCODING)
     if not lines:
         raise DeepRegError(f"{path}: empty file, expected condition names")
     header = lines[0].split("\t")
@@ -228,8 +205,7 @@ def read_expression_source(path: str | Path, condition_names=None) -> Compendium
 
 def read_genes_table(path: str | Path) -> tuple[tuple[str, ...], ...]:
     """Rows of a gene table with exactly the columns UID, GENE, FUNC, DESCRIP, SGDID (text kept verbatim)."""
-    path = Path(path)
-    lines = _read_lines(path)
+    lines = read_lines(path, LEGACY_ENCODING)
     if not lines or tuple(lines[0].split("\t")) != GENE_COLUMNS:
         raise DeepRegError(f"{path}: line 1: expected the header {'<TAB>'.join(GENE_COLUMNS)}")
     rows = []
@@ -256,12 +232,8 @@ def stanford_name(row: Sequence[str]) -> str:
 
 def pcl_text(compendium: Compendium) -> str:
     """The compendium as PCL text: verbatim header, each value as its shortest round-trip text."""
-    lines = ["\t".join(compendium.header + compendium.conditions)]
-    for uid, name, weight, row in zip(compendium.uids, compendium.names, compendium.gweights,
-                                      compendium.values.tolist()):
-        cells = "\t".join("" if value != value else repr(value) for value in row)
-        lines.append(f"{uid}\t{name}\t{weight}\t{cells}")
-    return "\n".join(lines) + "\n"
+    return format_pcl(compendium.uids, compendium.names, compendium.gweights, compendium.conditions,
+                      shortest_cells(compendium.values), header=compendium.header)
 
 
 def content_sha256(compendium: Compendium) -> str:
@@ -321,20 +293,19 @@ def build_yeast_bundle(out_dir: str | Path, expression: str | Path, regulators: 
     reference, genome_inputs, genome_source = _load_genome(genome, gff3)
     promoters = genomes.extract_promoters(reference, compendium.uids, length=length)
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    genomes.write_bytes_reproducibly(out_dir / EXPRESSION_FILE, pcl_text(compendium).encode("utf-8"))
-    genomes.write_fasta(out_dir / PROMOTERS_FILE, promoters.sequences)
-    _write_text(out_dir / REGULATORS_FILE, "".join(f"{orf}\n" for orf in regulator_ids))
-    _write_text(out_dir / GENES_FILE, "".join("\t".join(row) + "\n" for row in (GENE_COLUMNS,) + genes))
+    write_text(out_dir / EXPRESSION_FILE, pcl_text(compendium), "bundle file")
+    write_fasta(out_dir / PROMOTERS_FILE, promoters.sequences)
+    write_text(out_dir / REGULATORS_FILE, "".join(f"{orf}\n" for orf in regulator_ids), "bundle file")
+    write_text(out_dir / GENES_FILE, "".join("\t".join(row) + "\n" for row in (GENE_COLUMNS,) + genes), "bundle file")
     files = [EXPRESSION_FILE, PROMOTERS_FILE, REGULATORS_FILE, GENES_FILE]
     if target_ids is not None:
-        _write_text(out_dir / TARGETS_FILE, "".join(f"{orf}\n" for orf in target_ids))
+        write_text(out_dir / TARGETS_FILE, "".join(f"{orf}\n" for orf in target_ids), "bundle file")
         files.append(TARGETS_FILE)
     tables = known_target_sources(known_targets) if known_targets is not None else {}
     known_counts = {}
     for table, path in tables.items():
         text, known_counts[table.key] = restricted_known_targets(path, regulator_ids, compendium.uids, genes)
-        genomes.write_bytes_reproducibly(out_dir / table.bundle_file, text.encode("utf-8"))
+        write_text(out_dir / table.bundle_file, text, "bundle file")
         files.append(table.bundle_file)
 
     inputs = {"expression": _input_record(expression), "regulators": _input_record(regulators), **genome_inputs}
@@ -355,7 +326,7 @@ def build_yeast_bundle(out_dir: str | Path, expression: str | Path, regulators: 
                          genome_source)
     if tables:
         _add_known_targets(manifest, tables, known_counts)
-    _write_text(out_dir / MANIFEST_FILE, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    write_text(out_dir / MANIFEST_FILE, json.dumps(manifest, indent=2, sort_keys=True) + "\n", "bundle manifest")
     return manifest
 
 
@@ -382,7 +353,7 @@ def restricted_known_targets(path: Path, regulators: Sequence[str], genes: Seque
     """A reference table as TSV text (TF, TARGET_ORF, TF_ORF; sorted, unique), restricted to regulators
     as TFs and compendium genes as targets, and its counts. A row's TF is its TF_ORF when the table has
     that column, else its TF symbol mapped through the gene table."""
-    lines = _read_lines(path)
+    lines = read_lines(path, LEGACY_ENCODING)
     header = [cell.strip().upper() for cell in lines[0].split("\t")] if lines else []
     if "TF" not in header or "TARGET_ORF" not in header:
         raise DeepRegError(f"{path}: line 1: expected a tab-separated header with columns TF, TARGET_ORF (and TF_ORF)")
@@ -428,57 +399,6 @@ def verify_bundle(bundle_dir: str | Path) -> dict:
             raise DeepRegError(f"{bundle_dir / name}: does not match manifest.json key files.{name} "
                                f"(expected sha256 {record['sha256']}, {record['bytes']} bytes)")
     return manifest
-
-
-def _read_lines(path: Path) -> list[str]:
-    """Lines without their '\\n' or '\\r\\n' (other whitespace kept); gzip is detected from the content."""
-    if not path.is_file():
-        raise DeepRegError(f"{path}: no such file")
-    data = path.read_bytes()
-    if data[:2] == b"\x1f\x8b":
-        data = gzip.decompress(data)
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        text = data.decode("latin-1")
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return [line[:-1] if line.endswith("\r") else line for line in lines]
-
-
-def _refuse_duplicate_ids(uids: tuple[str, ...], numbers: list[int], path: Path) -> None:
-    first_line: dict[str, int] = {}
-    for uid, number in zip(uids, numbers):
-        if not uid:
-            raise DeepRegError(f"{path}: line {number}: empty UID")
-        if uid in first_line:
-            raise DeepRegError(f"{path}: line {number}: UID {uid} already given on line {first_line[uid]}")
-        first_line[uid] = number
-
-
-def _parse_values(cells: list[list[str]], numbers: list[int], conditions: list[str], path: Path) -> np.ndarray:
-    """Parse all cells at once; blank (or NA/NaN) is missing, anything else must be a finite number."""
-    text = np.char.strip(np.array(cells, dtype=str))
-    missing = np.isin(text, list(MISSING_TOKENS))
-    text[missing] = "nan"
-    try:
-        values = text.astype(np.float64)
-    except ValueError:
-        values = np.array([[_float_or_nan(token) for token in row] for row in text.tolist()], dtype=np.float64)
-    bad = ~missing & ~np.isfinite(values)
-    if bad.any():
-        row, column = np.argwhere(bad)[0]
-        raise DeepRegError(f"{path}: line {numbers[row]}, condition {conditions[column]!r}: expected a finite "
-                           f"number or a blank, got {cells[row][column]!r}")
-    return values
-
-
-def _float_or_nan(token: str) -> float:
-    try:
-        return float(token)
-    except ValueError:
-        return float("nan")
 
 
 def _rda_expression_set(path: Path):
@@ -630,7 +550,7 @@ def _first_difference(found: Sequence[str], given: Sequence[str]) -> str:
 def _checked_ids(path: str | Path, what: str, compendium: Compendium) -> tuple[str, ...]:
     """An ORF list whose every entry is a row of the compendium."""
     rows = set(compendium.uids)
-    ids = genomes.read_id_list(path, what)
+    ids = read_numbered_ids(path, what)
     for identifier, number in ids:
         if identifier not in rows:
             raise DeepRegError(f"{path}: line {number}: {what} {identifier} is not a row of the expression matrix")
@@ -677,10 +597,6 @@ def _input_record(path: str | Path) -> dict:
         raise DeepRegError(f"{path}: no such file")
     data = path.read_bytes()
     return {"file": path.name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
-
-
-def _write_text(path: Path, text: str) -> None:
-    path.write_bytes(text.encode("utf-8"))
 
 
 def _file_sources(expression: str, genome_source: str, genes_source: str, regulators: str,

@@ -160,7 +160,7 @@ class BilinearFusion(keras.layers.Layer):
 class GeneKmerCounts(keras.layers.Layer):
     """Counts of each canonical k-mer (a k-mer and its reverse complement together) in each promoter.
 
-    Same features as the 6-mer ridge baseline (`deepreg.models.baselines.kmer_counts`): windows that
+    Same features as the 6-mer ridge baseline (`deepreg.baselines.kmer_counts`): windows that
     touch an unknown position (an all-zero or background row, i.e. no base with weight 1) are not
     counted. `proximal` adds, for each length w given, the counts in the w bases next to the ORF
     start (the promoter's 3' end): position-aware features, since TSS-proximal sites act more.
@@ -170,11 +170,11 @@ class GeneKmerCounts(keras.layers.Layer):
 
     def __init__(self, k: int = 6, proximal: tuple[int, ...] = (), **kwargs):
         super().__init__(**kwargs)
-        from deepreg.models.baselines import _canonical_kmer_columns
+        from deepreg.baselines.kmers import canonical_kmer_columns
 
         self.k = int(k)
         self.proximal = tuple(int(w) for w in proximal)
-        canonical, column_of = _canonical_kmer_columns(self.k)
+        canonical, column_of = canonical_kmer_columns(self.k)
         self.n_kmers = int(canonical.size)
         self.column_of = column_of.astype(np.int32)
         self.powers = (4 ** np.arange(self.k - 1, -1, -1)).astype(np.int32)
@@ -243,3 +243,99 @@ class BaselineOffset(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "n_genes": self.n_genes, "n_conditions": self.n_conditions}
+
+
+@serializable
+class ExpressionProfile(keras.layers.Layer):
+    """A term h_g . w_c + b_c read from the gene's own training-pair expression (`model.profile`).
+
+    The layer keeps two frozen genes x conditions tables, set by training from the training pairs:
+    `values` (the training log ratios, 0 elsewhere) and `fold` (the group 0..folds-1 of each training
+    pair, -1 for every other pair). The gene's profile for a pair of group k is its row with the
+    entries of group k hidden, so no training pair is predicted from its own value; a pair of group -1
+    (validation, test, unmeasured) reads every training entry. The masked row and its mask go through
+    dense layers to h_g; w_c, b_c are learned per condition (`decoder="conditions"`) or read from the
+    regulator tower's features of the condition (`"regulators"`). The decoder starts at zero, so the
+    term starts at zero.
+
+    Inputs: `[regulator_features, genes, conditions]` (a block: C_b x R, G_b, C_b; pairs: P x R, P, P).
+    Output: G_b x C_b (a block) or P (pairs).
+    """
+
+    def __init__(self, n_genes: int, n_conditions: int, dense_units, activation: str = "gelu",
+                 dropout: float = 0.0, mask_rate: float = 0.0, folds: int = 5, decoder: str = "conditions",
+                 kernel_regularizer=None, **kwargs):
+        super().__init__(**kwargs)
+        self.n_genes, self.n_conditions = int(n_genes), int(n_conditions)
+        self.dense_units = tuple(int(units) for units in dense_units)
+        self.activation, self.dropout_rate, self.mask_rate = activation, float(dropout), float(mask_rate)
+        self.folds, self.decoder = int(folds), decoder
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.hidden = [keras.layers.Dense(units, activation=activation, kernel_regularizer=self.kernel_regularizer,
+                                          name=f"profile_dense_{index}")
+                       for index, units in enumerate(self.dense_units, start=1)]
+        self.dropouts = [keras.layers.Dropout(self.dropout_rate) for _ in self.dense_units]
+        self.seed_generator = keras.random.SeedGenerator(0)
+
+    def build(self, input_shape):
+        self.values = self.add_weight(name="values", shape=(self.n_genes, self.n_conditions), initializer="zeros",
+                                      trainable=False)
+        self.fold = self.add_weight(name="fold", shape=(self.n_genes, self.n_conditions),
+                                    initializer=keras.initializers.Constant(-1.0), trainable=False)
+        width = 2 * self.n_conditions
+        for layer in self.hidden:
+            layer.build((None, width))
+            width = layer.units
+        if self.decoder == "conditions":
+            self.decoder_vectors = self.add_weight(name="decoder_vectors", shape=(self.n_conditions, width),
+                                                   initializer="zeros", regularizer=self.kernel_regularizer)
+            self.decoder_bias = self.add_weight(name="decoder_bias", shape=(self.n_conditions,), initializer="zeros")
+        else:
+            regulator_width = int(input_shape[0][-1])
+            self.decoder_kernel = self.add_weight(name="decoder_kernel", shape=(regulator_width, width),
+                                                  initializer="zeros", regularizer=self.kernel_regularizer)
+            self.decoder_bias_kernel = self.add_weight(name="decoder_bias_kernel", shape=(regulator_width, 1),
+                                                       initializer="zeros", regularizer=self.kernel_regularizer)
+
+    def set_tables(self, values: np.ndarray, fold: np.ndarray) -> None:
+        """Store the training values (G x C, 0 where not a training pair) and each pair's group (-1: none)."""
+        self.values.assign(np.asarray(values, np.float32))
+        self.fold.assign(np.asarray(fold, np.float32))
+
+    def _encode(self, rows, folds, hidden_groups, training):
+        """h for each row of profiles (… x C) with the entries of `hidden_groups` (…, broadcast) hidden."""
+        mask = ops.cast(ops.logical_and(folds >= 0, ops.not_equal(folds, hidden_groups)), rows.dtype)
+        if training and self.mask_rate > 0:
+            mask = mask * ops.cast(keras.random.uniform(ops.shape(mask), seed=self.seed_generator) >= self.mask_rate,
+                                   mask.dtype)
+        features = ops.concatenate([rows * mask, mask], axis=-1)
+        for layer, dropout in zip(self.hidden, self.dropouts):
+            features = dropout(layer(features), training=training)
+        return features
+
+    def _decoder(self, regulators, conditions):
+        if self.decoder == "conditions":
+            return ops.take(self.decoder_vectors, conditions, axis=0), ops.take(self.decoder_bias, conditions, axis=0)
+        return ops.matmul(regulators, self.decoder_kernel), ops.matmul(regulators, self.decoder_bias_kernel)[..., 0]
+
+    def call(self, inputs, pairwise: bool = False, training=None):
+        regulators, genes, conditions = inputs
+        genes, conditions = ops.cast(genes, "int32"), ops.cast(conditions, "int32")
+        rows, folds = ops.take(self.values, genes, axis=0), ops.take(self.fold, genes, axis=0)
+        vectors, bias = self._decoder(regulators, conditions)
+        if pairwise:
+            own = ops.take(ops.reshape(self.fold, (-1,)), genes * self.n_conditions + conditions)
+            hidden = self._encode(rows, folds, ops.expand_dims(own, -1), training)
+            return ops.sum(hidden * vectors, axis=-1) + bias
+        groups = ops.reshape(ops.arange(-1, self.folds, dtype=folds.dtype), (1, -1, 1))
+        hidden = self._encode(ops.expand_dims(rows, 1), ops.expand_dims(folds, 1), groups, training)
+        scores = ops.einsum("gkh,ch->gkc", hidden, vectors)
+        own = ops.cast(ops.take(folds, conditions, axis=1), "int32") + 1
+        chosen = ops.take_along_axis(scores, ops.expand_dims(own, 1), axis=1)[:, 0, :]
+        return chosen + ops.expand_dims(bias, 0)
+
+    def get_config(self):
+        return {**super().get_config(), "n_genes": self.n_genes, "n_conditions": self.n_conditions,
+                "dense_units": list(self.dense_units), "activation": self.activation, "dropout": self.dropout_rate,
+                "mask_rate": self.mask_rate, "folds": self.folds, "decoder": self.decoder,
+                "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer)}

@@ -165,6 +165,15 @@ def bilinear_fusion(config: ModelConfig, regularizer, n_genes: int = 0, n_condit
                                            name="fusion")
 
 
+def expression_profile(config: ModelConfig, regularizer, n_genes: int, n_conditions: int):
+    """The gene's own training-pair expression as a tower (`model.profile`); its tables are set by training."""
+    spec = config.profile
+    return deepreg_bilinear.ExpressionProfile(n_genes, n_conditions, spec.dense_units, activation=spec.activation,
+                                              dropout=spec.dropout, mask_rate=spec.mask_rate, folds=spec.folds,
+                                              decoder=spec.decoder, kernel_regularizer=regularizer,
+                                              name="expression_profile")
+
+
 def head(config: ModelConfig, regularizer) -> list[keras.layers.Layer]:
     """Dropout and dense layers after the fusion layer, then the output layer.
 
@@ -228,6 +237,7 @@ def _compose_models(config: ModelConfig, sequence_length: int, n_regulators: int
     top = head(config, regularizer)
     offset = (deepreg_bilinear.BaselineOffset(n_genes, n_conditions, name="baseline_offset")
               if config.offset != "none" else None)
+    profile = expression_profile(config, regularizer, n_genes, n_conditions) if config.profile.enabled else None
 
     def compose(pairwise: bool, name: str) -> keras.Model:
         inputs = {SEQUENCE_INPUT: keras.Input((sequence_length, 4), name=SEQUENCE_INPUT),
@@ -236,7 +246,8 @@ def _compose_models(config: ModelConfig, sequence_length: int, n_regulators: int
             inputs[GENE_INPUT] = keras.Input((), dtype="int32", name=GENE_INPUT)
         if config.uses_condition_index:
             inputs[CONDITION_INPUT] = keras.Input((), dtype="int32", name=CONDITION_INPUT)
-        fused = [sequence_tower(inputs[SEQUENCE_INPUT]), regulators(inputs[REGULATOR_INPUT])]
+        regulator_features = regulators(inputs[REGULATOR_INPUT])
+        fused = [sequence_tower(inputs[SEQUENCE_INPUT]), regulator_features]
         if config.gene_embedding:
             fused.append(inputs[GENE_INPUT])
         if config.condition_embedding:
@@ -248,6 +259,9 @@ def _compose_models(config: ModelConfig, sequence_length: int, n_regulators: int
             outputs = layer(outputs)
         if config.task == "regression":
             outputs = deepreg_layers.SqueezeLast(dtype="float32", name="prediction")(outputs)
+        if profile is not None:
+            outputs = keras.layers.Add(dtype="float32", name="with_profile")(
+                [outputs, profile([regulator_features, inputs[GENE_INPUT], inputs[CONDITION_INPUT]], pairwise=pairwise)])
         if offset is not None and config.task == "regression":
             outputs = offset([outputs, inputs[GENE_INPUT], inputs[CONDITION_INPUT]], pairwise=pairwise)
         return keras.Model(inputs, outputs, name=name)

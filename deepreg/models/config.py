@@ -183,6 +183,41 @@ class HeadConfig(Config):
 
 
 @dataclasses.dataclass(frozen=True)
+class ProfileConfig(Config):
+    """A gene tower that reads the gene's own training-pair expression (`ExpressionProfile`; off when
+    `dense_units` is empty).
+
+    The gene's row of training values (and which of them are present) goes through dense layers to a
+    vector h_g, and the prediction gains h_g . w_c + b_c: a masked autoencoder of the gene's profile
+    (AutoRec on the genes x conditions matrix) beside the towers. A training pair never sees itself:
+    the training pairs are cut into `folds` groups at random and a pair of group k is predicted from
+    the profile without group k; validation and test pairs, never in any profile, see every training
+    pair. During training `mask_rate` of the remaining entries are hidden as well (augmentation).
+    `decoder: conditions` learns w_c, b_c per condition (every test condition has training pairs:
+    random pairs); `decoder: regulators` maps the regulator tower's features of the condition to them
+    (held-out conditions). Test genes must have training pairs: refused on the genes splits.
+    """
+
+    dense_units: tuple[int, ...] = ()
+    activation: str = "gelu"
+    dropout: float = 0.2
+    mask_rate: float = 0.25
+    folds: int = 5
+    decoder: Literal["conditions", "regulators"] = "conditions"
+
+    def __post_init__(self) -> None:
+        _check_units("model.profile.dense_units", self.dense_units)
+        _check_rate("model.profile.dropout", self.dropout)
+        _check_rate("model.profile.mask_rate", self.mask_rate)
+        if self.folds < 2:
+            raise DeepRegError(f"model.profile.folds: expected at least 2 groups of training pairs, got {self.folds}")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.dense_units)
+
+
+@dataclasses.dataclass(frozen=True)
 class ModelConfig(Config):
     """One point of the architecture space.
 
@@ -206,6 +241,7 @@ class ModelConfig(Config):
     gene_embedding: bool = False
     condition_embedding: bool = False
     offset: str = "none"
+    profile: ProfileConfig = ProfileConfig()
     l1: float = 0.0
     l2: float = 0.0
     implementation: Literal["factorised", "naive"] = "factorised"
@@ -228,6 +264,11 @@ class ModelConfig(Config):
             if getattr(self, key) and self.fusion != "bilinear":
                 raise DeepRegError(f"model.{key} = true clashes with model.fusion = {self.fusion}: the "
                                    "embedding is part of the bilinear fusion")
+        if self.profile.enabled and (self.fusion != "bilinear" or self.task != "regression"):
+            raise DeepRegError(f"model.profile.dense_units = {list(self.profile.dense_units)} clashes with "
+                               f"model.fusion = {self.fusion} / model.task = {self.task}: the expression-profile "
+                               "tower adds a term to the bilinear regression's prediction (fusion: bilinear, "
+                               "task: regression)")
         if self.reads_positions:
             self._check_per_position_fusion()
         elif not self.head.dense_units and self.fusion not in HEADLESS_FUSIONS:
@@ -236,8 +277,8 @@ class ModelConfig(Config):
 
     @property
     def uses_gene_index(self) -> bool:
-        """Whether the model reads each gene's row index (an embedding or a baseline table)."""
-        return self.gene_embedding or self.condition_embedding or self.offset != "none"
+        """Whether the model reads each gene's row index (an embedding, a baseline table or the profiles)."""
+        return self.gene_embedding or self.condition_embedding or self.offset != "none" or self.profile.enabled
 
     @property
     def uses_condition_index(self) -> bool:

@@ -8,7 +8,9 @@ dropout, the in-model k-mer counts (`GeneKmerCounts`), the gene-embedding lookup
 table (`BaselineOffset`) are memory-bound and counted as zero. The backward pass is counted per
 layer: twice the forward (gradients of the weights and of the inputs), once when the input is data
 (no trained layer before it: the first conv layer, the first regulator layer, no input gradient),
-and one window per filter for a fused global max conv.
+and one window per filter for a fused global max conv. The expression-profile tower
+(`ExpressionProfile`) encodes each gene's row once per fold and once in full (folds + 1 rows per gene
+in a block, one per pair in the naive form) and decodes one product per pair and encoding read.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 
 from deepreg.models import layers as deepreg_layers
-from deepreg.models.bilinear import BilinearFusion
+from deepreg.models.bilinear import BilinearFusion, ExpressionProfile
 
 
 @dataclasses.dataclass
@@ -139,7 +141,30 @@ def block_step_cost(model, n_genes: int, n_conditions: int) -> StepCost:
         cost.add("fusion", forward, 2 * forward)
     head = _head_cost(model)
     cost.add("head", pairs * head, 2 * pairs * head)
+    _add_profile_cost(cost, model, (_profile_folds(model) + 1) * n_genes, (_profile_folds(model) + 1) * pairs)
     return cost
+
+
+def _profile_layer(model):
+    found = [layer for layer in model.layers if isinstance(layer, ExpressionProfile)]
+    return found[0] if found else None
+
+
+def _profile_folds(model) -> int:
+    profile = _profile_layer(model)
+    return profile.folds if profile is not None else 0
+
+
+def _add_profile_cost(cost: StepCost, model, encoded_rows: int, decoded: int) -> None:
+    """The profile tower's dense encoder on `encoded_rows` rows and its decoder's `decoded` products."""
+    profile = _profile_layer(model)
+    if profile is None:
+        return
+    widths = [2 * profile.n_conditions, *profile.dense_units]
+    encoder = sum(a * b for a, b in zip(widths, widths[1:]))
+    first = widths[0] * widths[1]
+    cost.add("profile tower", encoded_rows * encoder + decoded * widths[-1],
+             encoded_rows * (2 * encoder - first) + 2 * decoded * widths[-1])
 
 
 def _pair_fusion_forward(fusion, n_pairs: int) -> float:
@@ -166,4 +191,5 @@ def pair_step_cost(model, n_pairs: int) -> StepCost:
         cost.add("fusion", forward, 2 * forward)
     head = _head_cost(model)
     cost.add("head", n_pairs * head, 2 * n_pairs * head)
+    _add_profile_cost(cost, model, n_pairs, n_pairs)
     return cost

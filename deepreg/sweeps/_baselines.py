@@ -1,6 +1,6 @@
 """The network-free baselines a study has to beat, fitted on the study's own data and split.
 
-Before its first trial a study fits every baseline of :mod:`deepreg.models.baselines` (named in the
+Before its first trial a study fits every baseline of :mod:`deepreg.baselines` (named in the
 spec's `baselines` key; all by default) on the train pairs of the base config's data and split, and
 scores each on the same validation and test pairs the trials are scored on. The baseline to beat is
 the one with the best validation score, chosen the way the trials are chosen (on validation only);
@@ -18,7 +18,7 @@ workers and `study show` need no MLflow) and logged on the parent run:
 
 On a full compendium the low-rank completion and the k-mer ridges take minutes, so each fitted
 row is kept in the data cache (`<cache_dir>/baselines-<data fingerprint>.json`), keyed by the data
-config, the task, the baseline and the source of `deepreg.models.baselines`: the next study or
+config, the task, the baseline and the source of `deepreg.baselines`: the next study or
 `deepreg baselines` on the same data and split reads it back instead of fitting again.
 """
 
@@ -36,8 +36,9 @@ from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
+from deepreg.data.splits import TEST, VALIDATION
 from deepreg.errors import DeepRegError
-from deepreg.models import baselines as bl
+from deepreg import baselines as bl
 
 BASELINES_ATTR = "deepreg.baselines"
 TO_BEAT_METRIC = "baseline_to_beat"
@@ -165,8 +166,8 @@ def _fit_and_score(name: str, task: str, thresholds: tuple, expression: np.ndarr
     started = time.perf_counter()
     fitted = bl.fit_baseline(name, expression, split, dataset.regulator_inputs(), dataset.sequences)
     seconds = time.perf_counter() - started
-    validation = bl.score(fitted.predictions, expression, split, bl.VALIDATION, thresholds=thresholds)
-    test = bl.score(fitted.predictions, expression, split, bl.TEST, thresholds=thresholds)
+    validation = bl.score(fitted.predictions, expression, split, VALIDATION, thresholds=thresholds)
+    test = bl.score(fitted.predictions, expression, split, TEST, thresholds=thresholds)
     key = "r" if task == "regression" else "accuracy"
     return BaselineRow(name=name, validation=validation[key], test=test[key], test_mse=test["mse"],
                        pairs=int(test["n"]), hyperparameter=_describe(fitted.hyperparameter),
@@ -181,7 +182,7 @@ class _RowCache:
         folder = config.data.cache_dir
         self.path = Path(folder) / f"baselines-{dataset.fingerprint}.json" if folder else None
         data = {key: value for key, value in config.data.to_dict().items() if key != "cache_dir"}
-        code = hashlib.sha256(Path(bl.__file__).read_bytes()).hexdigest()
+        code = bl.code_fingerprint()
         self.context = {"data": data, "task": config.model.task, "code": code}
         self.rows = self._read()
 

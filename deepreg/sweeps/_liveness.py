@@ -75,10 +75,14 @@ def verdict(trial: FrozenTrial, *, journal: bool, stale_after: float, now: float
 
 
 class Heartbeat:
-    """Beat `deepreg.heartbeat` on a trial every `seconds` from a thread, while a trial runs."""
+    """Beat `deepreg.heartbeat` on a running trial every `seconds` from a thread, while the trial runs.
 
-    def __init__(self, storage, trial_id: int, seconds: float):
-        self.storage, self.trial_id, self.seconds = storage, trial_id, seconds
+    Through `Trial.set_user_attr`, which the journal storage serialises under its own lock; the key
+    is set before the thread starts, so the beat only replaces a value.
+    """
+
+    def __init__(self, trial: optuna.Trial, seconds: float):
+        self.trial, self.seconds = trial, seconds
         self.lost = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="deepreg-heartbeat", daemon=True)
@@ -94,40 +98,46 @@ class Heartbeat:
     def _run(self) -> None:
         while not self._stop.wait(self.seconds):
             try:
-                self.storage.set_trial_user_attr(self.trial_id, HEARTBEAT_ATTR, time.time())
+                self.trial.set_user_attr(HEARTBEAT_ATTR, time.time())
             except UpdateFinishedTrialError:
                 self.lost = True  # another worker declared this trial dead; its retry runs elsewhere
-                log.warning("trial id %s was declared dead by another worker", self.trial_id)
+                log.warning("trial %d was declared dead by another worker", self.trial.number)
                 return
             except Exception as error:  # a storage hiccup must not kill the trial
                 log.warning("heartbeat failed: %s", error)
 
 
-def reap(study: optuna.Study, *, journal: bool, stale_after: float, max_retries: int,
-         on_dead: Callable[[optuna.Study, FrozenTrial, str], None] | None = None) -> list[int]:
-    """Fail and retry every dead RUNNING trial of the study; return the numbers of those this call won."""
+def reap(study: optuna.Study, storage: optuna.storages.BaseStorage, *, journal: bool, stale_after: float,
+         max_retries: int, on_dead: Callable[[optuna.Study, FrozenTrial, str], None] | None = None) -> list[int]:
+    """Fail and retry every dead RUNNING trial of the study (kept in `storage`); return the numbers this call won."""
     won = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         reason = verdict(trial, journal=journal, stale_after=stale_after)
         if reason is None:
             continue
-        if fail_and_retry(study, trial, reason, max_retries=max_retries, on_dead=on_dead):
+        if fail_and_retry(study, storage, trial, reason, max_retries=max_retries, on_dead=on_dead):
             won.append(trial.number)
     return won
 
 
-def fail_and_retry(study: optuna.Study, trial: FrozenTrial, reason: str, *, max_retries: int,
-                   on_dead: Callable[[optuna.Study, FrozenTrial, str], None] | None = None) -> bool:
-    """Set a running trial to FAIL and, if this call made that change, enqueue its retry."""
-    storage = study._storage  # noqa: SLF001 - the same access Optuna's own fail_stale_trials makes
+def fail_and_retry(study: optuna.Study, storage: optuna.storages.BaseStorage, trial: FrozenTrial, reason: str, *,
+                   max_retries: int, on_dead: Callable[[optuna.Study, FrozenTrial, str], None] | None = None) -> bool:
+    """Set a running trial to FAIL and, if this call made that change, enqueue its retry.
+
+    Through the storage's public methods, as Optuna's own `fail_stale_trials` does: `Study.tell`
+    would also run the sampler's `after_trial` for a trial this process never ran, and a `Study`
+    keeps its storage private, so the caller passes the storage it opened the study with.
+    """
+    trial_id = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(study.study_name),
+                                                               trial.number)
     try:
-        storage.set_trial_user_attr(trial._trial_id, DEATH_ATTR, reason)  # noqa: SLF001
-        if not storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):  # noqa: SLF001
+        storage.set_trial_user_attr(trial_id, DEATH_ATTR, reason)
+        if not storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
             return False
     except UpdateFinishedTrialError:
         return False  # finished meanwhile, or another worker reaped it first
     log.info("trial %d: %s; marked failed", trial.number, reason)
-    retry(study, storage.get_trial(trial._trial_id), reason, max_retries=max_retries)  # noqa: SLF001
+    retry(study, storage.get_trial(trial_id), reason, max_retries=max_retries)
     if on_dead is not None:
         on_dead(study, trial, reason)
     return True

@@ -23,9 +23,10 @@ import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
+from deepreg._config import lookup_dotted
 from deepreg.errors import DeepRegError
 from deepreg.sweeps import _baselines, _liveness, _tracking
-from deepreg.sweeps._space import lookup_dotted, same
+from deepreg.sweeps._space import same
 from deepreg.sweeps._spec import StudySpec
 from deepreg.sweeps._storage import StorageInfo, _redact, open_storage
 from deepreg.sweeps._trial import TrialRunner
@@ -337,7 +338,7 @@ class _Session:
                             study=self.study)
 
     def reap(self) -> list[int]:
-        return _liveness.reap(self.study, journal=self.info.kind == "journal",
+        return _liveness.reap(self.study, self.info.storage, journal=self.info.kind == "journal",
                               stale_after=self.spec.reliability.stale_after_seconds,
                               max_retries=self.spec.reliability.max_retries,
                               on_dead=lambda study, trial, reason: self._dead(trial, reason))
@@ -373,8 +374,7 @@ class _Session:
             trial.set_user_attr(REASON_ATTR, "started after other workers had used the trial budget")
             raise _Skipped("over budget")
         seconds = self.spec.reliability.heartbeat_seconds
-        beat = (_liveness.Heartbeat(self.study._storage, trial._trial_id, seconds)  # noqa: SLF001
-                if self.info.kind == "journal" else contextlib.nullcontext())
+        beat = _liveness.Heartbeat(trial, seconds) if self.info.kind == "journal" else contextlib.nullcontext()
         with beat:
             return self._evaluate(trial)
 

@@ -22,8 +22,7 @@ import math
 import re
 from typing import Any, Iterator, Mapping
 
-import yaml
-
+from deepreg._config import lookup_dotted, yaml_literal
 from deepreg.errors import DeepRegError
 
 SCALARS = (str, int, float, bool, type(None))
@@ -39,10 +38,8 @@ def _yaml_number(value: Any) -> Any:
 
 
 def encode(value: Any) -> Any:
-    """The form a value takes inside Optuna and keras-tuner: scalars as they are, others as YAML."""
-    if isinstance(value, SCALARS):
-        return value
-    return yaml.safe_dump(value, default_flow_style=True, width=10_000).strip().removesuffix("...").strip()
+    """The form a value takes inside Optuna and keras-tuner: scalars as they are, others as one-line YAML."""
+    return value if isinstance(value, SCALARS) else yaml_literal(value)
 
 
 def same(value: Any, expected: Any) -> bool:
@@ -321,16 +318,6 @@ def _declare_nested(hp, param: Param, scopes: list) -> None:
     else:
         hp.Float(param.name, float(param.low), float(param.high), step=param.step,
                  sampling="log" if param.log else "linear")
-
-
-def lookup_dotted(base: Mapping[str, Any], key: str) -> Any:
-    """The value at a dotted key of nested mappings, or None where the path does not exist."""
-    node: Any = base
-    for part in key.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return None
-        node = node[part]
-    return node
 
 
 def _parse_param(name: str, entry: Any, source: str, config_keys: set[str], earlier: Mapping[str, Param]) -> Param:

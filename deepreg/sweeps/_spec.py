@@ -1,25 +1,27 @@
 """Study specs (`sweeps/*.yaml`): what to search, from which baseline, how, and for how long.
 
 A spec names the dataset (`data`), the baseline (`base`: a run YAML path, or sections `model` and
-`training`, where `model` may also be a path to a model-only YAML), the search space, the objective,
+`training`, where `model` may also be a path to a model-only YAML; every file read, and the spec
+itself, may start `from:` another, as run YAMLs do), the search space, the objective,
 sampler, pruner, budget and epochs per trial. A refine spec (`stages`) adds an ordered list of
 stages, each a small study that starts from the best config so far. The resolved spec, with the
 baseline spelled out in full, is stored in the study so that workers need no files.
 
 Two keys look alike: `baseline` (true by default) evaluates the base config itself as trial 0;
-`baselines` names the network-free baselines (`deepreg.models.baselines`) the study fits on its
+`baselines` names the network-free baselines (`deepreg.baselines`) the study fits on its
 data and split before its first trial: true (all, the default), false, a list of names, or
 `{skip: [cis_kmer_ridge, cis_kmer_proximal_ridge]}` to leave out the slow k-mer ridges.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-from deepreg._config import Config, read_yaml_mapping
+from deepreg._config import Config, check_keys, load_yaml, resolve_from, set_dotted
 from deepreg.errors import DeepRegError
 from deepreg.sweeps._baselines import parse_names as parse_baseline_names
 from deepreg.sweeps._space import Space
@@ -124,8 +126,14 @@ class Stage:
 
 
 @dataclasses.dataclass(frozen=True)
-class StudySpec:
-    """A parsed, validated study spec (use `load_spec` or `StudySpec.from_dict`)."""
+class StudySpec(Config):
+    """A parsed, validated study spec (use `load_spec`, `StudySpec.from_yaml` or `StudySpec.from_dict`).
+
+    A `Config` whose `from_dict` is its own: the space, the stages and the baseline are read against
+    each other (a stage inherits the top-level sampler, the space's keys are the base's), which field
+    by field coercion cannot do. `to_dict` is the resolved spec (`raw`), so the inherited `to_yaml`,
+    `to_params` and `with_updates` work on the spec's keys.
+    """
 
     name: str
     description: str
@@ -151,13 +159,21 @@ class StudySpec:
         return bool(self.stages)
 
     @classmethod
-    def from_dict(cls, values: Mapping[str, Any], *, source: str = "spec", root: Path | None = None) -> "StudySpec":
+    def from_yaml(cls, path: str | Path, section: str | None = None, *,
+                  overrides: Mapping[str, Any] | None = None) -> "StudySpec":
+        """Read a spec file (`from:` resolved); its paths are looked up from the working directory, then beside it."""
+        path = Path(path)
+        spec = cls.from_dict(load_yaml(path, section), source=str(path), root=path.parent)
+        return spec.with_updates(overrides, source="--set") if overrides else spec
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any] | None, *, source: str | None = "spec", prefix: str = "",
+                  root: Path | None = None) -> "StudySpec":
         from deepreg.training.config import RunConfig
 
-        values = dict(values)
-        unknown = sorted(set(values) - TOP_KEYS)
-        if unknown:
-            raise DeepRegError(f"{source}: unknown key '{unknown[0]}' (known keys: {', '.join(sorted(TOP_KEYS))})")
+        values = dict(values or {})
+        source = source or "spec"
+        check_keys(values, TOP_KEYS, source=source, prefix=prefix)
         name = values.get("name")
         if not isinstance(name, str) or not name.strip() or any(c in name for c in "/\\ \t\n"):
             raise DeepRegError(f"{source}: key 'name': expected a study name without spaces or slashes, got {name!r}")
@@ -209,7 +225,14 @@ class StudySpec:
 
     def changed(self, **values: Any) -> "StudySpec":
         """The spec with top-level keys replaced (name, epochs, budget...), validated again."""
-        return StudySpec.from_dict({**self.raw, **values}, source=self.source)
+        return self.with_updates(values)
+
+    def with_updates(self, updates: Mapping[str, Any], *, source: str | None = None) -> "StudySpec":
+        """The spec with dotted keys set (`budget.trials`, `epochs`, also keys it did not write), validated again."""
+        merged = copy.deepcopy(dict(self.raw))
+        for key, value in updates.items():
+            set_dotted(merged, key, value)
+        return StudySpec.from_dict(merged, source=source or self.source)
 
     def with_base_updates(self, overrides: Mapping[str, Any]) -> "StudySpec":
         """The spec with dotted overrides applied to its baseline (`deepreg sweep --set`)."""
@@ -240,8 +263,7 @@ class StudySpec:
 
 def load_spec(path: str | Path) -> StudySpec:
     """Read and validate a study spec YAML."""
-    path = Path(path)
-    return StudySpec.from_dict(read_yaml_mapping(path), source=str(path), root=path.parent)
+    return StudySpec.from_yaml(path)
 
 
 def _mapping(values: Mapping[str, Any], key: str, source: str) -> dict:
@@ -270,13 +292,13 @@ def _resolve_base(base: Any, data: Any, source: str, root: Path | None):
 
     values: dict[str, Any] = {}
     if isinstance(base, str):
-        values = read_yaml_mapping(_path(base, root))
+        values = load_yaml(_path(base, root))
     elif isinstance(base, Mapping):
-        values = dict(base)
+        values = resolve_from(base, root or Path("."), source)
         if isinstance(values.get("config"), str):
-            values = {**read_yaml_mapping(_path(values.pop("config"), root)), **values}
+            values = {**load_yaml(_path(values.pop("config"), root)), **values}
         if isinstance(values.get("model"), str):
-            values["model"] = read_yaml_mapping(_path(values["model"], root))
+            values["model"] = load_yaml(_path(values["model"], root))
     elif base is not None:
         raise DeepRegError(f"{source}: key 'base': expected a run YAML path or sections model and training")
     if data is not None:
@@ -319,9 +341,7 @@ def _parse_stage(index: int, values: Any, top: Mapping[str, Any], source: str, c
     where = f"{source}: stage {index + 1}"
     if not isinstance(values, Mapping):
         raise DeepRegError(f"{where}: expected a mapping with name and space")
-    unknown = sorted(set(values) - STAGE_KEYS)
-    if unknown:
-        raise DeepRegError(f"{where}: unknown key '{unknown[0]}' (known keys: {', '.join(sorted(STAGE_KEYS))})")
+    check_keys(values, STAGE_KEYS, source=where)
     name = values.get("name")
     if not isinstance(name, str) or not name or any(c in name for c in "/\\ \t\n."):
         raise DeepRegError(f"{where}: key 'name': expected a short stage name without spaces, dots or slashes")

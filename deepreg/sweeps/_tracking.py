@@ -1,8 +1,9 @@
-"""The study's MLflow parent run: the spec, the best value so far, and the summary figures.
+"""The study's MLflow parent run: the spec, the objective, the best value so far, and the summary figures.
 
 Trial runs are children (tag `mlflow.parentRunId`) with tags `deepreg.study`, `deepreg.engine`,
-`deepreg.trial_number`, `deepreg.state` and `deepreg.reason`. Nothing here holds a lock: each worker
-writes its own trials' runs, and any worker may refresh the parent's summary.
+`deepreg.trial_number`, `deepreg.state` and `deepreg.reason` (names in `deepreg.tracking.tags`);
+the parent carries the objective as tags that the registry reads (`StudyObjective`). Nothing here
+holds a lock: each worker writes its own trials' runs, and any worker may refresh the parent's summary.
 """
 
 from __future__ import annotations
@@ -19,17 +20,10 @@ import mlflow
 import yaml
 
 from deepreg.tracking.store import ensure_experiment, use_tracking
+from deepreg.tracking.tags import (ENGINE_TAG, OBJECTIVE_PARAM, REASON_TAG, ROLE_TAG, STATE_TAG, STORAGE_TAG,
+                                   STUDY_TAG, TRIAL_TAG, StudyObjective)
 
 log = logging.getLogger(__name__)
-
-STUDY_TAG = "deepreg.study"
-ENGINE_TAG = "deepreg.engine"
-ROLE_TAG = "deepreg.role"
-TRIAL_TAG = "deepreg.trial_number"
-STATE_TAG = "deepreg.state"
-REASON_TAG = "deepreg.reason"
-# MLflow 3's experiment tag for what kind of work an experiment holds; "custom_model_development" is the
-# UI's "Model training" kind (runs table), the alternative to "genai_development" (traces overview).
 
 
 def parent_run(spec, *, engine: str, tracking_uri: str, experiment: str, storage_url: str,
@@ -41,20 +35,19 @@ def parent_run(spec, *, engine: str, tracking_uri: str, experiment: str, storage
     if run_id:
         try:
             client.get_run(run_id)
-            client.update_run(run_id, status="RUNNING")
-            return run_id
+            return _resume(client, run_id, spec)
         except mlflow.exceptions.MlflowException:
             log.warning("parent run %s is gone; making a new one", run_id)
     found = client.search_runs([experiment_id], filter_string=(
         f"tags.`{STUDY_TAG}` = '{spec.name}' and tags.`{ROLE_TAG}` = 'study' and tags.`{ENGINE_TAG}` = '{engine}'"),
         max_results=1)
     if found:
-        client.update_run(found[0].info.run_id, status="RUNNING")
-        return found[0].info.run_id
-    tags = {STUDY_TAG: spec.name, ROLE_TAG: "study", ENGINE_TAG: engine, "deepreg.storage": storage_url,
-            "mlflow.note.content": spec.description or f"study {spec.name}", **(extra_tags or {})}
+        return _resume(client, found[0].info.run_id, spec)
+    tags = {STUDY_TAG: spec.name, ROLE_TAG: "study", ENGINE_TAG: engine, STORAGE_TAG: storage_url,
+            "mlflow.note.content": spec.description or f"study {spec.name}", **tracked_objective(spec).tags(),
+            **(extra_tags or {})}
     run = client.create_run(experiment_id, run_name=f"{spec.name} ({engine})", tags=tags)
-    params = {"study.objective": f"{spec.objective.goal} {spec.objective.label()}",
+    params = {OBJECTIVE_PARAM: f"{spec.objective.goal} {spec.objective.label()}",
               "study.sampler": spec.sampler.type, "study.pruner": spec.pruner.type,
               "study.epochs": str(spec.epochs), "study.budget.trials": str(spec.budget.trials),
               "study.budget.minutes": str(spec.budget.minutes)}
@@ -65,6 +58,19 @@ def parent_run(spec, *, engine: str, tracking_uri: str, experiment: str, storage
     return run.info.run_id
 
 
+def tracked_objective(spec) -> StudyObjective:
+    """What the registry ranks the study's trial runs by: their metric `validation_METRIC` and the goal."""
+    return StudyObjective(metric=f"validation_{spec.objective.metric}", direction=spec.objective.goal)
+
+
+def _resume(client: mlflow.MlflowClient, run_id: str, spec) -> str:
+    """An existing parent run set RUNNING again; the objective tags are (re)written for stores made before them."""
+    client.update_run(run_id, status="RUNNING")
+    client.log_batch(run_id, tags=[mlflow.entities.RunTag(key, value) for key, value in
+                                   tracked_objective(spec).tags().items()])
+    return run_id
+
+
 def ui_runs_url(experiment_id: str, host: str = "http://127.0.0.1:5000") -> str:
     """The MLflow UI page of an experiment's runs table (nested trials), in the "Model training" view."""
     return f"{host}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
@@ -72,7 +78,7 @@ def ui_runs_url(experiment_id: str, host: str = "http://127.0.0.1:5000") -> str:
 
 def trial_tags(study_name: str, engine: str, number: int, *, storage_url: str, extra: Mapping[str, Any]) -> dict:
     tags = {STUDY_TAG: study_name, ENGINE_TAG: engine, ROLE_TAG: "trial", TRIAL_TAG: str(number),
-            "deepreg.storage": storage_url}
+            STORAGE_TAG: storage_url}
     tags.update({key: str(value) for key, value in extra.items() if value is not None})
     return tags
 

@@ -17,6 +17,7 @@ import mlflow
 from mlflow.entities import RunStatus, ViewType
 
 from deepreg._process import process_alive, process_start
+from deepreg.tracking.tags import REASON_TAG, STATE_TAG
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +56,8 @@ def reap_dead_runs(client: mlflow.MlflowClient) -> list[str]:
         reason = death_reason(run.data.tags)
         if reason is None:
             continue
-        client.log_batch(run.info.run_id, tags=[mlflow.entities.RunTag("deepreg.state", "failed"),
-                                                mlflow.entities.RunTag("deepreg.reason", reason)])
+        client.log_batch(run.info.run_id, tags=[mlflow.entities.RunTag(STATE_TAG, "failed"),
+                                                mlflow.entities.RunTag(REASON_TAG, reason)])
         client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.FAILED))
         log.warning("run %s (%s) was still RUNNING but %s", run.info.run_id, run.info.run_name, reason)
         reaped.append(run.info.run_id)

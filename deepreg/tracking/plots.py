@@ -8,7 +8,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from deepreg.training.metrics import CLASS_NAMES  # noqa: E402
+from deepreg.data.config import CLASS_NAMES  # noqa: E402
 
 
 def learning_curves(history: dict[str, list[float]], path) -> None:

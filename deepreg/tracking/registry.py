@@ -2,8 +2,8 @@
 
 `promote(run_id=...)` registers any finished training run's logged model; `promote(study=...)`
 picks the best finished trial run of a sweep (the child runs tagged `deepreg.study` = NAME and
-`deepreg.role` = trial, scored by the study's objective, read from its parent run's
-`study.objective` param, e.g. "minimize validation loss" -> metric `validation_loss`). The new model
+`deepreg.role` = trial, scored by the study's objective: the metric and direction that its parent
+run records as tags, `deepreg.tracking.tags.StudyObjective`, e.g. `validation_loss`, minimize). The new model
 version carries its lineage (source run, experiment, study, trial), its scores and its data
 fingerprint as tags; the alias moves to it, and the previous champion stays reachable by its
 version number (also recorded on the new version). Promoting the same run again reuses its version.
@@ -21,18 +21,17 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 import time
 
 import mlflow
 
 from deepreg.errors import DeepRegError
 from deepreg.tracking.store import use_tracking
+from deepreg.tracking.tags import (DEFAULT_OBJECTIVE, DIRECTIONS, ROLE_TAG, STATE_TAG, STUDY_TAG, TRIAL_TAG,
+                                   StudyObjective, legacy_objective)
 
 DEFAULT_MODEL_NAME = "deepreg"
 DEFAULT_ALIAS = "champion"
-STUDY_TAG, ROLE_TAG, TRIAL_TAG, STATE_TAG = "deepreg.study", "deepreg.role", "deepreg.trial_number", "deepreg.state"
-DEFAULT_OBJECTIVE = ("validation_loss", "minimize")
 UNFINISHED_STATES = {"pruned", "failed", "skipped", "running"}
 
 
@@ -89,15 +88,14 @@ class ModelSource:
 # --------------------------------------------------------------------------------------------------
 # Finding the run to promote
 # --------------------------------------------------------------------------------------------------
-def study_objective(client: mlflow.MlflowClient, study: str, experiment_ids: list[str]) -> tuple[str, str]:
-    """(metric key, direction) of a study, from its parent run's `study.objective` param."""
+def study_objective(client: mlflow.MlflowClient, study: str, experiment_ids: list[str]) -> StudyObjective:
+    """The metric key and direction of a study, from its parent run's objective tags (the default without one)."""
     parents = client.search_runs(experiment_ids, filter_string=f"tags.`{STUDY_TAG}` = '{study}' and "
                                  f"tags.`{ROLE_TAG}` = 'study'", max_results=10)
     for parent in parents:
-        text = parent.data.params.get("study.objective", "")
-        match = re.match(r"\s*(minimize|maximize)\s+(.+)", text)
-        if match:
-            return match.group(2).strip().replace(" ", "_"), match.group(1)
+        found = StudyObjective.from_tags(parent.data.tags) or legacy_objective(parent.data.params)
+        if found:
+            return found
     return DEFAULT_OBJECTIVE
 
 
@@ -107,9 +105,9 @@ def best_trial_run(study: str, *, tracking_uri: str | None = None, experiment: s
     use_tracking(tracking_uri)
     client = mlflow.MlflowClient()
     experiment_ids = _experiment_ids(client, experiment)
-    objective_metric, objective_direction = study_objective(client, study, experiment_ids)
-    metric, direction = metric or objective_metric, direction or objective_direction
-    if direction not in ("minimize", "maximize"):
+    objective = study_objective(client, study, experiment_ids)
+    metric, direction = metric or objective.metric, direction or objective.direction
+    if direction not in DIRECTIONS:
         raise DeepRegError(f"--direction {direction!r}: expected minimize or maximize")
     runs = client.search_runs(experiment_ids, filter_string=f"tags.`{STUDY_TAG}` = '{study}' and "
                               "attributes.status = 'FINISHED'", max_results=50_000)
@@ -163,7 +161,7 @@ def promote(*, run_id: str | None = None, study: str | None = None, name: str = 
             raise DeepRegError(f"run {run_id!r}: not in the tracking store") from None
         if run.info.status != "FINISHED":
             raise DeepRegError(f"run {run_id}: status {run.info.status}; only finished runs can be promoted")
-        metric = metric or DEFAULT_OBJECTIVE[0]
+        metric = metric or DEFAULT_OBJECTIVE.metric
     tags = run.data.tags
     model_uri = tags.get("deepreg.model_uri")
     if not model_uri:

@@ -107,7 +107,7 @@ def _artifact_location(uri: str) -> str | None:
 
 # MLflow 3's UI opens an experiment on its GenAI overview unless the experiment is tagged as model
 # training; its global GenAI / Model training switch still wins over the tag, so the commands also
-# print a runs-page link with `?workflowType=machine_learning` (`deepreg.sweeps._tracking.ui_runs_url`).
+# print a runs-page link with `?workflowType=machine_learning` (`deepreg.sweeps.ui_runs_url`).
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 MODEL_TRAINING_KIND = "custom_model_development"
 

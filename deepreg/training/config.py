@@ -7,7 +7,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-from deepreg._config import Config, read_yaml_mapping
+from deepreg._config import Config, load_yaml
 from deepreg.data.config import DataConfig
 from deepreg.errors import DeepRegError
 from deepreg.models.config import ModelConfig
@@ -82,6 +82,14 @@ class RunConfig(Config):
         if self.model.condition_embedding and self.data.split in UNSEEN_CONDITION_SPLITS:
             raise DeepRegError(f"model.condition_embedding = true clashes with data.split = {self.data.split}: its "
                                "test conditions have no training pairs, so their embedding would never be learned")
+        profile = self.model.profile
+        if profile.enabled and self.data.split in UNSEEN_GENE_SPLITS:
+            raise DeepRegError(f"model.profile.dense_units = {list(profile.dense_units)} clashes with data.split = "
+                               f"{self.data.split}: its test genes have no training pairs, so they have no profile")
+        if profile.enabled and profile.decoder == "conditions" and self.data.split in UNSEEN_CONDITION_SPLITS:
+            raise DeepRegError(f"model.profile.decoder = conditions clashes with data.split = {self.data.split}: its "
+                               "test conditions have no training pairs to learn their decoder vector from (use "
+                               "model.profile.decoder: regulators)")
         check_activations(self.model)
         self.model.validate_for(self.data.sequence_length)
         self._check_validation_fraction()
@@ -100,14 +108,11 @@ class RunConfig(Config):
         """Read a run YAML (sections data, model, training); `model` replaces the model section with
         a model-only YAML (as in configs/models/); dotted `overrides` are applied last.
 
-        A section may start from another file: `model: {from: ../models/concat.yaml, task:
-        classification}` reads that file (relative to this one) and applies the other keys on top.
+        Either file, or any of its sections, may start from another file (`from:`, see `load_yaml`).
         """
-        values = read_yaml_mapping(path) if path else {}
-        for section in ("data", "model", "training"):
-            values[section] = _resolve_from(values.get(section), Path(path).parent if path else Path("."), path)
+        values = load_yaml(path) if path else {}
         if model:
-            values["model"] = read_yaml_mapping(model)
+            values["model"] = load_yaml(model)
         config = cls.from_dict(values, source=str(path or model or "defaults"))
         return config.with_updates(overrides, source="--set") if overrides else config
 
@@ -118,29 +123,11 @@ def check_activations(model: ModelConfig) -> None:
 
     for key, name in (("model.sequence.activation", model.sequence.activation),
                       ("model.regulators.activation", model.regulators.activation),
-                      ("model.head.activation", model.head.activation)):
+                      ("model.head.activation", model.head.activation),
+                      ("model.profile.activation", model.profile.activation)):
         try:
             keras.activations.get(name)
         except ValueError:
             raise DeepRegError(f"{key}: unknown activation {name!r} (expected a Keras activation such as relu, "
                                "gelu, elu, tanh, sigmoid, softplus, linear)") from None
 
-
-def _resolve_from(section, folder: Path, source) -> dict:
-    """A section with a `from: FILE` key: that file's mapping, updated (deeply) by the section's other keys."""
-    if not isinstance(section, dict) or "from" not in section:
-        return section if section is not None else {}
-    base_path = folder / str(section["from"])
-    if not base_path.is_file():
-        raise DeepRegError(f"{source}: key 'from': {base_path} is not a file")
-    merged = read_yaml_mapping(base_path)
-    _deep_update(merged, {key: value for key, value in section.items() if key != "from"})
-    return merged
-
-
-def _deep_update(target: dict, updates: dict) -> None:
-    for key, value in updates.items():
-        if isinstance(value, dict) and isinstance(target.get(key), dict):
-            _deep_update(target[key], value)
-        else:
-            target[key] = value

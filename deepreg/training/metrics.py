@@ -4,21 +4,46 @@ from __future__ import annotations
 
 import numpy as np
 
-CLASS_NAMES = ("down", "baseline", "up")
 
+def pearson_r(predicted: np.ndarray, observed: np.ndarray, undefined: float = 0.0) -> float:
+    """Pearson r of paired vectors; `undefined` where r has no value (under two pairs, or a side constant).
 
-def pearson_r(predicted: np.ndarray, observed: np.ndarray) -> float:
+    A trained network scores 0.0 there: a constant prediction explains nothing, and a sweep's
+    objective must be a number. The baselines' tables ask for NaN, so that a constant predictor
+    (the zero baseline) has no r and is never the baseline to beat.
+    """
     predicted = np.asarray(predicted, dtype=np.float64)
     observed = np.asarray(observed, dtype=np.float64)
-    if predicted.size < 2 or predicted.std() == 0 or observed.std() == 0:
-        return 0.0
+    if predicted.size < 2 or np.ptp(predicted) == 0 or np.ptp(observed) == 0:
+        return float(undefined)
     return float(np.corrcoef(predicted, observed)[0, 1])
+
+
+def spearman_rho(predicted: np.ndarray, observed: np.ndarray, undefined: float = 0.0) -> float:
+    """Spearman's rho: Pearson r of the average ranks (see `pearson_r` for `undefined`)."""
+    return pearson_r(average_ranks(predicted), average_ranks(observed), undefined)
+
+
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks 0..n-1, ties sharing their mean rank, as Spearman's rho needs."""
+    values = np.asarray(values)
+    order = np.argsort(values, kind="stable")
+    sorted_values = values[order]
+    starts = np.flatnonzero(np.r_[True, sorted_values[1:] != sorted_values[:-1]])
+    ends = np.r_[starts[1:], values.size]
+    ranks = np.empty(values.size)
+    ranks[order] = np.repeat((starts + ends - 1) / 2.0, ends - starts)
+    return ranks
+
+
+def mean_squared_error(predicted: np.ndarray, observed: np.ndarray) -> float:
+    """Mean squared error of paired vectors; NaN when there are none."""
+    return float(np.mean((predicted - observed) ** 2)) if np.size(observed) else float("nan")
 
 
 def regression_scores(predicted: np.ndarray, observed: np.ndarray) -> dict[str, float]:
     """MSE and Pearson r over paired vectors (already restricted to scored pairs)."""
-    return {"mse": float(np.mean((predicted - observed) ** 2)) if observed.size else float("nan"),
-            "pearson_r": pearson_r(predicted, observed)}
+    return {"mse": mean_squared_error(predicted, observed), "pearson_r": pearson_r(predicted, observed)}
 
 
 def confusion_matrix(predicted_class: np.ndarray, observed_class: np.ndarray, n_classes: int = 3) -> np.ndarray:

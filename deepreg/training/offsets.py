@@ -26,9 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
+from deepreg import baselines
 from deepreg._files import WriteFailed, remove_stale_partials, write_bytes_atomically
 from deepreg.data.dataset import Dataset
-from deepreg.models import baselines
+from deepreg.data.splits import TEST, TRAIN, VALIDATION
 
 log = logging.getLogger(__name__)
 CANDIDATES = ("additive", "low_rank_completion", "trans_ridge", "cis_kmer_ridge", "cis_kmer_proximal_ridge")
@@ -80,14 +81,14 @@ def fit_offset(name: str, dataset: Dataset, labels: np.ndarray, split: np.ndarra
     for candidate in names:
         tables[candidate] = fit_baseline(candidate, dataset, labels, split)
         errors[candidate] = baselines.validation_mse(tables[candidate], labels, split) \
-            if (split == baselines.VALIDATION).any() else float("nan")
+            if (split == VALIDATION).any() else float("nan")
     chosen = min(errors, key=lambda key: (np.nan_to_num(errors[key], nan=np.inf), key)) if name == "best" else name
     table = tables[chosen].copy()
     groups = training_folds(split, split_kind, folds, seed)
     for fold in range(folds):
         held_out = groups == fold
         if held_out.any():
-            without_fold = np.where(held_out, baselines.TEST, split).astype(split.dtype)
+            without_fold = np.where(held_out, TEST, split).astype(split.dtype)
             table[held_out] = fit_baseline(chosen, dataset, labels, without_fold)[held_out]
     seconds = time.perf_counter() - started
     log.info("baseline offset %s (validation MSE %.4f), cross-fitted on %d folds in %.1f s", chosen,
@@ -106,4 +107,4 @@ def training_folds(split: np.ndarray, split_kind: str, folds: int, seed: int) ->
         fold = np.broadcast_to(rng.integers(0, folds, size=n_conditions)[None, :], split.shape)
     else:
         fold = np.broadcast_to(rng.integers(0, folds, size=n_genes)[:, None], split.shape)
-    return np.where(split == baselines.TRAIN, fold, -1)
+    return np.where(split == TRAIN, fold, -1)

@@ -29,6 +29,7 @@ from deepreg.tracking import plots
 from deepreg.tracking.callbacks import MlflowEpochLogger
 from deepreg.tracking.liveness import process_tags
 from deepreg.tracking.store import DEFAULT_EXPERIMENT, ensure_experiment, use_tracking
+from deepreg.tracking.tags import REASON_TAG, STATE_TAG
 from deepreg.training.config import RunConfig
 from deepreg.training.train import TrainingResult, fit
 
@@ -80,14 +81,14 @@ def tracked_training(config: RunConfig, *, experiment: str = DEFAULT_EXPERIMENT,
                      callbacks=[MlflowEpochLogger(run_id, client), *callbacks], verbose=verbose)
         model_uri = _log_outcome(client, run_id, config, result, dataset)
     except StopTrial as stop:
-        _set_tags(client, run_id, {"deepreg.state": stop.state, "deepreg.reason": stop.reason})
+        _set_tags(client, run_id, {STATE_TAG: stop.state, REASON_TAG: stop.reason})
         if stop.state != "pruned":
             client.set_tag(run_id, "deepreg.error", stop.reason[:5000])
         client.set_terminated(run_id, "KILLED" if stop.state == "pruned" else "FAILED")
         raise
     except KeyboardInterrupt as interrupt:
-        _set_tags(client, run_id, {"deepreg.stopped_by": "interrupt", "deepreg.state": "interrupted",
-                                   "deepreg.reason": interruption_reason(interrupt)})
+        _set_tags(client, run_id, {"deepreg.stopped_by": "interrupt", STATE_TAG: "interrupted",
+                                   REASON_TAG: interruption_reason(interrupt)})
         client.set_terminated(run_id, "KILLED")
         raise
     except BaseException as error:
@@ -95,10 +96,10 @@ def tracked_training(config: RunConfig, *, experiment: str = DEFAULT_EXPERIMENT,
         if disk_full_cause(error) is not None:
             message += "; its partial artifacts were removed"
             _remove_local_artifacts(client, run_id)
-        _set_tags(client, run_id, {"deepreg.error": message, "deepreg.state": "failed", "deepreg.reason": message})
+        _set_tags(client, run_id, {"deepreg.error": message, STATE_TAG: "failed", REASON_TAG: message})
         client.set_terminated(run_id, "FAILED")
         raise
-    client.set_tag(run_id, "deepreg.state", "finished")
+    client.set_tag(run_id, STATE_TAG, "finished")
     client.set_terminated(run_id, "FINISHED")
     return TrackedRun(run_id=run_id, experiment_id=experiment_id, model_uri=model_uri, result=result, dataset=dataset)
 

@@ -26,7 +26,7 @@ from deepreg.models.config import ModelConfig
 from deepreg.training.config import TrainingConfig
 from deepreg.training.evaluate import predict_matrix, score_pairs
 from deepreg.training.losses import MaskedLoss
-from deepreg.training.offsets import cached_offset
+from deepreg.training.offsets import cached_offset, training_folds
 from deepreg.training.optimizers import InPlaceSGD
 
 log = logging.getLogger(__name__)
@@ -135,6 +135,9 @@ def fit(dataset: Dataset, data_config: DataConfig, model_config: ModelConfig, tr
         table, offset_notes = cached_offset(model_config.offset, dataset, log_ratios, split, data_config.split,
                                             data_config.cache_dir)
         model.get_layer("baseline_offset").table.assign(table)
+    if model_config.profile.enabled:
+        model.get_layer("expression_profile").set_tables(*profile_tables(labels, split, model_config.profile.folds,
+                                                                          training.seed))
     fitted = pair_model if model_config.implementation == "naive" else model
     batches = training_batches(dataset, labels, split, model_config, training, background)
     fitted.compile(optimizer=make_optimizer(training, len(batches)), loss=MaskedLoss(model_config.task))
@@ -157,6 +160,14 @@ def fit(dataset: Dataset, data_config: DataConfig, model_config: ModelConfig, tr
     notes = {**offset_notes, **best_epoch_notes(history, training)}
     return TrainingResult(model=model, history=history, scores=scores, epochs_run=len(history.get("loss", [])),
                           seconds=seconds, test_pairs=test_pairs, notes=notes)
+
+
+def profile_tables(labels: np.ndarray, split: np.ndarray, folds: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The training values (0 elsewhere) and each measured training pair's random group (-1 elsewhere)
+    that `model.profile`'s layer reads; groups are per pair whatever the split (a pair must not see itself)."""
+    measured = (split == TRAIN) & np.isfinite(labels)
+    groups = training_folds(np.where(measured, split, TEST).astype(split.dtype), "random", folds, seed)
+    return np.where(measured, np.nan_to_num(labels), 0.0).astype(np.float32), groups.astype(np.float32)
 
 
 def best_epoch_notes(history: dict[str, list[float]], training: TrainingConfig) -> dict:
