@@ -141,7 +141,8 @@ def block_step_cost(model, n_genes: int, n_conditions: int) -> StepCost:
         cost.add("fusion", forward, 2 * forward)
     head = _head_cost(model)
     cost.add("head", pairs * head, 2 * pairs * head)
-    _add_profile_cost(cost, model, (_profile_folds(model) + 1) * n_genes, (_profile_folds(model) + 1) * pairs)
+    encodings = _profile_folds(model) + 1  # one per hidden group and the full row
+    _add_profile_cost(cost, model, encodings * n_genes, encodings * pairs)
     return cost
 
 
