@@ -35,6 +35,8 @@ VARIANTS = {
                                    profile=ProfileConfig(dense_units=(7, 5), folds=3)),
     "profile (regulator decoder)+offset": dataclasses.replace(
         BILINEAR, offset="additive", profile=ProfileConfig(dense_units=(6,), folds=4, decoder="regulators")),
+    "profile (regulator-profile decoder)": dataclasses.replace(
+        BILINEAR, profile=ProfileConfig(dense_units=(6,), folds=3, decoder="regulator_profiles")),
     "classification": dataclasses.replace(BILINEAR, task="classification", gene_embedding=True),
     "classification+offset": dataclasses.replace(BILINEAR, task="classification", gene_embedding=True,
                                                  offset="additive"),
@@ -94,7 +96,11 @@ def _set_profile_tables(model, config, rng, missing=0.3):
     values = rng.normal(size=(N_GENES, N_CONDITIONS)).astype(np.float32)
     groups = rng.integers(0, config.profile.folds, size=values.shape)
     groups[rng.random(values.shape) < missing] = -1
-    model.get_layer("expression_profile").set_tables(np.where(groups >= 0, values, 0.0), groups)
+    rows = None
+    if config.profile.decoder == "regulator_profiles":  # regulators among the genes, one of them not a gene
+        rows = rng.choice(N_GENES, size=N_REGULATORS, replace=False)
+        rows[0] = -1
+    model.get_layer("expression_profile").set_tables(np.where(groups >= 0, values, 0.0), groups, regulator_rows=rows)
     return values, groups
 
 

@@ -254,9 +254,14 @@ class ExpressionProfile(keras.layers.Layer):
     pair, -1 for every other pair). The gene's profile for a pair of group k is its row with the
     entries of group k hidden, so no training pair is predicted from its own value; a pair of group -1
     (validation, test, unmeasured) reads every training entry. The masked row and its mask go through
-    dense layers to h_g; w_c, b_c are learned per condition (`decoder="conditions"`) or read from the
-    regulator tower's features of the condition (`"regulators"`). The decoder starts at zero, so the
-    term starts at zero.
+    dense layers to h_g; w_c, b_c are learned per condition (`decoder="conditions"`), read from the
+    regulator tower's features of the condition (`"regulators"`), or folded in from the regulators'
+    own profiles (`"regulator_profiles"`): z_c = sum_r x_rc h_r / R over the regulators' encoded
+    training rows (every training entry, a third frozen table `regulator_rows` names their rows), then
+    w_c = z_c M, b_c = z_c . m. The last reads a held-out condition as a column whose regulator
+    entries are observed: a gene answers to regulator r as much as its profile resembles r's, which
+    shares what 139 training conditions teach about r across every gene rather than fitting each
+    gene's regulator weights on its own. The decoder starts at zero, so the term starts at zero.
 
     Inputs: `[regulator_features, genes, conditions]` (a block: C_b x R, G_b, C_b; pairs: P x R, P, P).
     Output: G_b x C_b (a block) or P (pairs).
@@ -290,6 +295,14 @@ class ExpressionProfile(keras.layers.Layer):
             self.decoder_vectors = self.add_weight(name="decoder_vectors", shape=(self.n_conditions, width),
                                                    initializer="zeros", regularizer=self.kernel_regularizer)
             self.decoder_bias = self.add_weight(name="decoder_bias", shape=(self.n_conditions,), initializer="zeros")
+        elif self.decoder == "regulator_profiles":
+            n_regulators = int(input_shape[0][-1])
+            self.regulator_rows = self.add_weight(name="regulator_rows", shape=(n_regulators,),
+                                                  initializer=keras.initializers.Constant(-1.0), trainable=False)
+            self.decoder_kernel = self.add_weight(name="decoder_kernel", shape=(width, width), initializer="zeros",
+                                                  regularizer=self.kernel_regularizer)
+            self.decoder_bias_kernel = self.add_weight(name="decoder_bias_kernel", shape=(width, 1),
+                                                       initializer="zeros", regularizer=self.kernel_regularizer)
         else:
             regulator_width = int(input_shape[0][-1])
             self.decoder_kernel = self.add_weight(name="decoder_kernel", shape=(regulator_width, width),
@@ -297,10 +310,15 @@ class ExpressionProfile(keras.layers.Layer):
             self.decoder_bias_kernel = self.add_weight(name="decoder_bias_kernel", shape=(regulator_width, 1),
                                                        initializer="zeros", regularizer=self.kernel_regularizer)
 
-    def set_tables(self, values: np.ndarray, fold: np.ndarray) -> None:
-        """Store the training values (G x C, 0 where not a training pair) and each pair's group (-1: none)."""
+    def set_tables(self, values: np.ndarray, fold: np.ndarray, regulator_rows: np.ndarray | None = None) -> None:
+        """Store the training values (G x C, 0 where not a training pair), each pair's group (-1: none) and,
+        for `decoder="regulator_profiles"`, each regulator's row in them (-1: the regulator is not a gene)."""
         self.values.assign(np.asarray(values, np.float32))
         self.fold.assign(np.asarray(fold, np.float32))
+        if self.decoder == "regulator_profiles":
+            if regulator_rows is None:
+                raise ValueError("model.profile.decoder = regulator_profiles needs the regulators' rows (regulator_rows)")
+            self.regulator_rows.assign(np.asarray(regulator_rows, np.float32))
 
     def _encode(self, rows, folds, hidden_groups, training):
         """h for each row of profiles (… x C) with the entries of `hidden_groups` (…, broadcast) hidden."""
@@ -313,16 +331,28 @@ class ExpressionProfile(keras.layers.Layer):
             features = dropout(layer(features), training=training)
         return features
 
-    def _decoder(self, regulators, conditions):
+    def _decoder(self, regulators, conditions, training=None):
         if self.decoder == "conditions":
             return ops.take(self.decoder_vectors, conditions, axis=0), ops.take(self.decoder_bias, conditions, axis=0)
+        if self.decoder == "regulator_profiles":
+            folded = ops.matmul(regulators, self._regulator_encodings(training))
+            return ops.matmul(folded, self.decoder_kernel), ops.matmul(folded, self.decoder_bias_kernel)[..., 0]
         return ops.matmul(regulators, self.decoder_kernel), ops.matmul(regulators, self.decoder_bias_kernel)[..., 0]
+
+    def _regulator_encodings(self, training):
+        """R x h: each regulator's encoded row of training values (all of them), zero for a regulator that is
+        not a gene of the matrix, divided by R so that z_c is a mean over regulators."""
+        rows = ops.cast(self.regulator_rows, "int32")
+        present = ops.cast(rows >= 0, self.values.dtype)
+        rows = ops.maximum(rows, 0)
+        encoded = self._encode(ops.take(self.values, rows, axis=0), ops.take(self.fold, rows, axis=0), -1, training)
+        return encoded * ops.expand_dims(present, -1) / float(self.regulator_rows.shape[0])
 
     def call(self, inputs, pairwise: bool = False, training=None):
         regulators, genes, conditions = inputs
         genes, conditions = ops.cast(genes, "int32"), ops.cast(conditions, "int32")
         rows, folds = ops.take(self.values, genes, axis=0), ops.take(self.fold, genes, axis=0)
-        vectors, bias = self._decoder(regulators, conditions)
+        vectors, bias = self._decoder(regulators, conditions, training)
         if pairwise:
             own = ops.take(ops.reshape(self.fold, (-1,)), genes * self.n_conditions + conditions)
             hidden = self._encode(rows, folds, ops.expand_dims(own, -1), training)

@@ -260,8 +260,9 @@ def _compose_models(config: ModelConfig, sequence_length: int, n_regulators: int
         if config.task == "regression":
             outputs = deepreg_layers.SqueezeLast(dtype="float32", name="prediction")(outputs)
         if profile is not None:
+            decoded = inputs[REGULATOR_INPUT] if config.profile.decoder == "regulator_profiles" else regulator_features
             outputs = keras.layers.Add(dtype="float32", name="with_profile")(
-                [outputs, profile([regulator_features, inputs[GENE_INPUT], inputs[CONDITION_INPUT]], pairwise=pairwise)])
+                [outputs, profile([decoded, inputs[GENE_INPUT], inputs[CONDITION_INPUT]], pairwise=pairwise)])
         if offset is not None and config.task == "regression":
             outputs = offset([outputs, inputs[GENE_INPUT], inputs[CONDITION_INPUT]], pairwise=pairwise)
         return keras.Model(inputs, outputs, name=name)

@@ -194,8 +194,10 @@ class ProfileConfig(Config):
     the profile without group k; validation and test pairs, never in any profile, see every training
     pair. During training `mask_rate` of the remaining entries are hidden as well (augmentation).
     `decoder: conditions` learns w_c, b_c per condition (every test condition has training pairs:
-    random pairs); `decoder: regulators` maps the regulator tower's features of the condition to them
-    (held-out conditions). Test genes must have training pairs: refused on the genes splits.
+    random pairs); `decoder: regulators` maps the regulator tower's features of the condition to them;
+    `decoder: regulator_profiles` folds the condition in from its regulators' values, each weighted
+    by the regulator's own encoded profile (held-out conditions: a column whose regulator entries are
+    observed). Test genes must have training pairs: refused on the genes splits.
     """
 
     dense_units: tuple[int, ...] = ()
@@ -203,7 +205,7 @@ class ProfileConfig(Config):
     dropout: float = 0.2
     mask_rate: float = 0.25
     folds: int = 5
-    decoder: Literal["conditions", "regulators"] = "conditions"
+    decoder: Literal["conditions", "regulators", "regulator_profiles"] = "conditions"
 
     def __post_init__(self) -> None:
         _check_units("model.profile.dense_units", self.dense_units)

@@ -161,6 +161,8 @@ def _add_profile_cost(cost: StepCost, model, encoded_rows: int, decoded: int) ->
     profile = _profile_layer(model)
     if profile is None:
         return
+    if profile.decoder == "regulator_profiles":
+        encoded_rows += int(profile.regulator_rows.shape[0])  # the regulators' own rows, every step
     widths = [2 * profile.n_conditions, *profile.dense_units]
     encoder = sum(a * b for a, b in zip(widths, widths[1:]))
     first = widths[0] * widths[1]
