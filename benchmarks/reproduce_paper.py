@@ -208,10 +208,9 @@ def main() -> None:
 
 def draw_curves(rows: list[dict], path: Path) -> None:
     """Training and validation MSE per epoch, one panel per split, one colour per network row."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from deepreg._plotting import pyplot
 
+    plt = pyplot()
     networks = [row for row in rows if row.get("history")]
     splits = list(dict.fromkeys(row["split"] for row in networks))
     if not splits:

@@ -84,19 +84,6 @@ def _reference_arrays(references, background) -> np.ndarray:
     return _model_input(references.reshape((-1,) + references.shape[2:]), background).reshape(references.shape)
 
 
-def reference_regulator_scores(model, sequences, regulators, reference, *, background=None, target="output",
-                               gene_index=None, timeout: float = 600) -> np.ndarray:
-    """Contributions of the regulator inputs, G x C x R, from the deeplift package."""
-    from deepreg.attribution._network import read_network
-    from deepreg.attribution.deeplift import regulator_reference
-
-    network = read_network(model, target)
-    regulators = np.asarray(regulators, np.float32)
-    arrays = {**_promoter_arrays(network, sequences, gene_index, background), "regulators": regulators,
-              "reference": regulator_reference(regulators, reference)}
-    return _run(network, {"mode": "regulators"}, arrays, timeout)["scores"]
-
-
 def reference_scores(model, sequences, references, regulators, reference, *, background=None, target="output",
                      gene_index=None, timeout: float = 600) -> dict[str, np.ndarray]:
     """Both at once, in one subprocess: {'regulators': G x C x R, 'sequences': G x K x C x L x 4}."""
@@ -110,18 +97,6 @@ def reference_scores(model, sequences, references, regulators, reference, *, bac
               "references": _reference_arrays(references, background)}
     out = _run(network, {"mode": "both"}, arrays, timeout)
     return {"regulators": out["regulators"], "sequences": out["sequences"]}
-
-
-def reference_sequence_scores(model, sequences, references, regulators, *, background=None, target="output",
-                              gene_index=None, timeout: float = 600) -> np.ndarray:
-    """Contributions m x (x - x0) of promoter inputs, G x K x C x L x 4 (K references per gene)."""
-    from deepreg.attribution._network import read_network
-
-    network = read_network(model, target)
-    arrays = {**_promoter_arrays(network, sequences, gene_index, background),
-              "references": _reference_arrays(references, background),
-              "regulators": np.asarray(regulators, np.float32)}
-    return _run(network, {"mode": "sequences"}, arrays, timeout)["scores"]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -415,11 +390,7 @@ def main(folder: str) -> int:
     request = json.loads((folder / "request.json").read_text())
     with np.load(folder / "inputs.npz") as stored:
         arrays = {key: stored[key] for key in stored.files}
-    if request["mode"] == "regulators":
-        outputs = {"scores": _regulators_mode(tf1, layers_module, models, network, arrays)}
-    elif request["mode"] == "sequences":
-        outputs = {"scores": _sequences_mode(tf1, layers_module, models, network, arrays)}
-    elif request["mode"] == "both":
+    if request["mode"] == "both":
         outputs = {"regulators": _regulators_mode(tf1, layers_module, models, network, arrays),
                    "sequences": _sequences_mode(tf1, layers_module, models, network, arrays)}
     else:

@@ -39,7 +39,7 @@ k-mer counts alone has nothing to attribute in the promoter and is refused there
 use the full sequence features, counts included.
 
 Both directions use the same engine with `rule="rescale"` (DeepLIFT) or `rule="gradient"` (plain
-gradients, for gradient x input; see `gradients.py`).
+gradients and reference zero: gradient x input).
 """
 
 from __future__ import annotations

@@ -267,10 +267,9 @@ def read_measured_profile(path, genes, symbols) -> np.ndarray:
 
 def plot_tf_knockout(result: TFKnockout, targets: np.ndarray, groups: dict[str, np.ndarray], path) -> None:
     """Mean |predicted change| of targets and other genes per condition group (bars)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from deepreg._plotting import pyplot
 
+    plt = pyplot()
     inside = np.zeros(result.change.shape[0], bool)
     inside[np.asarray(targets, int)] = True
     names = list(groups)

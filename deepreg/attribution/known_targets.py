@@ -263,10 +263,9 @@ def resolve_reference(reference: Reference, dataset, genes) -> dict[int, np.ndar
 
 def plot_auroc_null(tables: dict[str, tuple[pd.DataFrame, dict[int, np.ndarray]]], path) -> Path:
     """Per reference: the TFs' AUROC on their own targets against the pooled decoy AUROCs (histograms)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from deepreg._plotting import pyplot
 
+    plt = pyplot()
     names = list(tables)
     fig, axes = plt.subplots(1, max(len(names), 1), figsize=(4.2 * max(len(names), 1), 3.4), squeeze=False)
     bins = np.linspace(0, 1, 41)

@@ -315,10 +315,9 @@ def plot_logo(pwm: np.ndarray, axis, title: str = "", information: bool = True) 
 def plot_matches(filters: dict[str, np.ndarray], matches: pd.DataFrame, targets: dict[str, np.ndarray], path: Path,
                  max_rows: int = 12) -> Path | None:
     """Logos of matched filters (left) beside their best known motif (right, on the matched strand)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from deepreg._plotting import pyplot
 
+    plt = pyplot()
     shown = matches[matches["matched"]].head(max_rows) if "matched" in matches else matches.head(max_rows)
     if shown.empty:
         return None

@@ -45,10 +45,9 @@ def skewness(values) -> float:
 
 def plot_distribution(table: pd.DataFrame, path: Path, top: int = 25, title: str = "Regulator importance") -> Path:
     """Ranked |score| sums (bar chart of the top regulators) and their distribution."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from deepreg._plotting import pyplot
 
+    plt = pyplot()
     fig, (bars, hist) = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [2.2, 1]})
     shown = table.head(top)
     colours = shown["color"] if "color" in shown else "#4477aa"
@@ -70,11 +69,11 @@ def plot_methods(table: pd.DataFrame, path: Path) -> Path | None:
     """DeepLIFT vs gradient x input sums per regulator (log-log)."""
     if "gradient_x_input_abs_sum" not in table:
         return None
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from scipy.stats import spearmanr
 
+    from deepreg._plotting import pyplot
+
+    plt = pyplot()
     fig, axis = plt.subplots(figsize=(4.8, 4.4))
     x, y = table["deeplift_abs_sum"], table["gradient_x_input_abs_sum"]
     axis.scatter(x, y, s=10, color="#4477aa")

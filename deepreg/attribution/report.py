@@ -45,6 +45,10 @@ class Report:
     def html(self, fragment: str) -> None:
         self.parts.append(fragment)
 
+    def extend(self, other: "Report") -> None:
+        """Append another report's parts (a section written on its own)."""
+        self.parts.extend(other.parts)
+
     def table(self, frame: pd.DataFrame | None, *, max_rows: int = 25, floatfmt: str = "{:.4g}", caption: str = "",
               css: str = "") -> None:
         if frame is None or len(frame) == 0:

@@ -4,7 +4,7 @@ The notebook summed gradient x input over conditions and saw positive and negati
 over all genes the patches were systematic, an artefact worth diagnosing. `position_profile` gives
 that aggregate: the mean score at each promoter position over genes (position -1 is the base next
 to the ORF). Scores come from `deeplift.sequence_scores` (DeepLIFT with dinucleotide-shuffled
-references) or `gradients.sequence_gradient_x_input`.
+references) or with `rule="gradient"` (gradient x input).
 """
 
 from __future__ import annotations
@@ -38,10 +38,9 @@ def _smooth(values, window):
 
 def plot_position_bias(profiles: dict[str, np.ndarray], path: Path, window: int = 25) -> Path:
     """The per-position aggregate over genes of each method (smoothed), position relative to the ORF."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from deepreg._plotting import pyplot
 
+    plt = pyplot()
     fig, axes = plt.subplots(len(profiles), 1, figsize=(10, 2.3 * len(profiles)), squeeze=False)
     for axis, (label, profile) in zip(axes[:, 0], profiles.items()):
         positions = np.arange(-len(profile), 0)
@@ -62,11 +61,11 @@ def plot_gene(scores: np.ndarray, one_hot: np.ndarray, title: str, path: Path, *
               gradient: np.ndarray | None = None) -> Path:
     """One promoter: the score track over all positions, and a logo of the window with the largest |scores|."""
     import logomaker
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import pandas as pd
 
+    from deepreg._plotting import pyplot
+
+    plt = pyplot()
     track = scores.sum(axis=-1)
     length = len(track)
     centre = int(np.argmax(np.convolve(np.abs(track), np.ones(15), mode="same")))

@@ -178,11 +178,11 @@ def _collect(tuner, records: dict, spec: StudySpec, folder: Path, parent_id: str
 
 def _summarise(outcome: KerasTunerOutcome, spec: StudySpec, status: str) -> None:
     """Best value, a trials table and the optimisation history on the parent run."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import mlflow
 
+    from deepreg._plotting import pyplot
+
+    plt = pyplot()
     client = mlflow.MlflowClient(outcome.tracking_uri)
     try:
         best = outcome.best

@@ -154,11 +154,11 @@ def baseline_figure(study: optuna.Study, spec: StudySpec, table: _baselines.Base
 
     Returns False when no trial has finished yet (nothing to draw against the lines).
     """
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import matplotlib.ticker
+    from matplotlib.ticker import MaxNLocator
 
+    from deepreg._plotting import pyplot
+
+    plt = pyplot()
     scored = [(trial.number, trial.user_attrs.get("deepreg.test_score")) for trial in
               study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
     scored = [(number, float(value)) for number, value in scored if value is not None and math.isfinite(value)]
@@ -182,7 +182,7 @@ def baseline_figure(study: optuna.Study, spec: StudySpec, table: _baselines.Base
     if chosen is not None and chosen.number in numbers:
         axes.plot([chosen.number], [values[numbers.index(chosen.number)]], "*", color="tab:orange", markersize=16,
                   label=f"best trial by validation (#{chosen.number})")
-    axes.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_xlabel("trial")
     axes.set_ylabel(f"test {short} (same test pairs)")
     axes.set_title(f"{spec.name}: trials against the network-free baselines")

@@ -134,10 +134,11 @@ def log_summary(tracking_uri: str, parent_run_id: str, study, table_text: str | 
                 baselines=None) -> list[str]:
     """Optuna's optimisation history, parameter importances, parallel coordinates and slice plots, as PNGs;
     with the network-free `baselines`, also the trials' test scores against them (`trials_vs_baselines`)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import optuna
+
+    from deepreg._plotting import pyplot
+
+    plt = pyplot()  # Agg before optuna's matplotlib module imports pyplot
     from optuna.visualization import matplotlib as ovm
 
     client = mlflow.MlflowClient(tracking_uri)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from deepreg._plotting import pyplot
+from deepreg.data.config import CLASS_NAMES
 
-from deepreg.data.config import CLASS_NAMES  # noqa: E402
+plt = pyplot()
 
 
 def learning_curves(history: dict[str, list[float]], path) -> None:
