@@ -19,12 +19,13 @@ import numpy as np
 from deepreg.data.dataset import load_dataset
 from deepreg.data.splits import TEST, TRAIN, VALIDATION
 from deepreg.training.config import RunConfig
+from deepreg.training.metrics import pearson_r
 from deepreg.training.offsets import cached_offset
 
 
 def pearson(predictions: np.ndarray, expression: np.ndarray, mask: np.ndarray) -> float:
     keep = mask & ~np.isnan(expression)
-    return float(np.corrcoef(predictions[keep], expression[keep])[0, 1])
+    return pearson_r(predictions[keep], expression[keep], undefined=float("nan"))
 
 
 def stack_random() -> None:

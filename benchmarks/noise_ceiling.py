@@ -15,6 +15,7 @@ import numpy as np
 
 from deepreg.data.config import DataConfig
 from deepreg.data.dataset import load_dataset
+from deepreg.training.metrics import pearson_r
 
 # Replicate pairs, by the condition names of the bundle (docs/reproduction.md).
 REPLICATES = {
@@ -47,7 +48,7 @@ def noise_ceiling(expression: np.ndarray, a: int, b: int) -> dict:
     x, y = expression[both, a], expression[both, b]
     noise = float(np.var(x - y) / 2)
     variance = float(np.nanvar(expression))
-    return {"r": float(np.corrcoef(x, y)[0, 1]), "noise": noise, "ceiling_r": float(np.sqrt(1 - noise / variance)),
+    return {"r": pearson_r(x, y, undefined=float("nan")), "noise": noise, "ceiling_r": float(np.sqrt(1 - noise / variance)),
             "genes": int(both.sum())}
 
 

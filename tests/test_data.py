@@ -75,7 +75,7 @@ def test_regulator_list_skips_comments_and_refuses_duplicates(tmp_path):
     path.write_text("# regulators\nYMR037C\n\nYKL062W\tMSN4\n")
     assert io.read_id_list(path) == ("YMR037C", "YKL062W")
     path.write_text("A\nB\nA\n")
-    with pytest.raises(DeepRegError, match="line 3: regulator 'A' already listed on line 1"):
+    with pytest.raises(DeepRegError, match="line 3: regulator 'A' already given on line 1"):
         io.read_id_list(path)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from deepreg.attribution._network import CLASS_NAMES
+from deepreg.data.config import CLASS_NAMES
 from deepreg.errors import DeepRegError
 
 

@@ -165,7 +165,9 @@ def read_pcl(path: str | Path, source: bool = False) -> PclTable:
         raise DeepRegError(f"{path}: line 1: expected at least one condition column after {header[:first]}")
     rows, numbers = _rows(lines, separator, quoted, len(header), first > 1, path, source)
     uids = tuple(fields[0].strip() for fields in rows)
-    _refuse_duplicate_ids(uids, numbers, path)
+    first_line: dict[str, int] = {}
+    for uid, number in zip(uids, numbers):
+        _note_id(first_line, uid, number, path, "gene")
     values = _parse_values([fields[first:] for fields in rows], numbers, header[first:], first, path, source)
     return PclTable(header=tuple(header[:first]), conditions=tuple(header[first:]), uids=uids,
                     names=tuple(fields[1] if first > 1 else "" for fields in rows),
@@ -224,15 +226,18 @@ def _rows(lines: list[str], separator: str, quoted: bool, expected: int, is_pcl:
     return rows, numbers
 
 
-def _refuse_duplicate_ids(ids: Sequence[str], numbers: Sequence[int], path) -> None:
-    first_line: dict[str, int] = {}
-    for identifier, number in zip(ids, numbers):
-        if not identifier:
-            raise DeepRegError(f"{path}: line {number}: empty gene id")
-        if identifier in first_line:
-            raise DeepRegError(f"{path}: line {number}: gene '{identifier}' already given on line "
-                               f"{first_line[identifier]}")
-        first_line[identifier] = number
+def _note_id(first_line: dict[str, int], identifier: str, number: int, path, what: str, empty_hint: str = "") -> None:
+    """Record that `identifier` is given on line `number` of `path`; refuse an empty id and one given before.
+
+    Every reader of ids (PCL gene rows, FASTA headers, two-column promoters, id lists) refuses with
+    the same words: "PATH: line N: WHAT 'ID' already given on line M".
+    """
+    if not identifier:
+        raise DeepRegError(f"{path}: line {number}: empty {what} id{empty_hint}")
+    if identifier in first_line:
+        raise DeepRegError(f"{path}: line {number}: {what} '{identifier}' already given on line "
+                           f"{first_line[identifier]}")
+    first_line[identifier] = number
 
 
 def _parse_values(cells: list[list[str]], numbers: list[int], conditions: list[str], first_column: int,
@@ -324,7 +329,7 @@ def parse_fasta(lines: Sequence[str], path, first_line: int = 1, what: str = "se
             continue
         if line.startswith(">"):
             current = _fasta_id(line, path, number, what, starts)
-            records[current], starts[current] = [], number
+            records[current] = []
             continue
         if current is None:
             raise DeepRegError(f"{path}: line {number}: sequence before the first '>' header (malformed FASTA)")
@@ -339,12 +344,12 @@ def parse_fasta(lines: Sequence[str], path, first_line: int = 1, what: str = "se
     return {identifier: "".join(chunks) for identifier, chunks in records.items()}
 
 
-def _fasta_id(line: str, path, number: int, what: str, starts: Mapping[str, int]) -> str:
+def _fasta_id(line: str, path, number: int, what: str, starts: dict[str, int]) -> str:
+    """The id of a '>' header, noted in `starts` (its line)."""
     words = line[1:].split()
     if not words:
         raise DeepRegError(f"{path}: line {number}: FASTA header without an id")
-    if words[0] in starts:
-        raise DeepRegError(f"{path}: line {number}: {what} '{words[0]}' already given on line {starts[words[0]]}")
+    _note_id(starts, words[0], number, path, what)
     return words[0]
 
 
@@ -359,11 +364,9 @@ def _parse_two_columns(lines: Sequence[str], path) -> dict[str, str]:
             raise DeepRegError(f"{path}: line {number}: expected FASTA or 'ID<TAB>SEQUENCE', "
                                f"got {len(fields)} field(s)")
         identifier, sequence = fields[0].strip(), fields[1].strip()
-        if identifier in records:
-            raise DeepRegError(f"{path}: line {number}: promoter '{identifier}' already given on line "
-                               f"{starts[identifier]}")
+        _note_id(starts, identifier, number, path, "promoter")
         _check_letters(sequence, path, number)
-        records[identifier], starts[identifier] = sequence.upper(), number
+        records[identifier] = sequence.upper()
     return records
 
 
@@ -403,12 +406,7 @@ def read_numbered_ids(path: str | Path, what: str = "regulator") -> tuple[tuple[
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         identifier = line.split("\t")[0].strip()
-        if not identifier:
-            raise DeepRegError(f"{path}: line {number}: empty {what} id (expected the id in the first field)")
-        if identifier in seen:
-            raise DeepRegError(f"{path}: line {number}: {what} '{identifier}' already listed on line "
-                               f"{seen[identifier]}")
-        seen[identifier] = number
+        _note_id(seen, identifier, number, path, what, empty_hint=" (expected the id in the first field)")
         ids.append((identifier, number))
     if not ids:
         raise DeepRegError(f"{path}: no {what} ids found (expected one id per line)")

@@ -39,6 +39,7 @@ import numpy as np
 from deepreg.data.splits import TEST, VALIDATION
 from deepreg.errors import DeepRegError
 from deepreg import baselines as bl
+from deepreg.sweeps._console import aligned
 
 BASELINES_ATTR = "deepreg.baselines"
 TO_BEAT_METRIC = "baseline_to_beat"
@@ -264,10 +265,7 @@ def format_table(table: BaselineTable) -> str:
     rows = [[row.name + (" *" if best is not None and row.name == best.name else ""), _num(row.validation),
              _num(row.test), _num(row.test_mse), row.hyperparameter,
              f"{row.seconds:.1f}" + (" (cached)" if row.cached else "")] for row in table.rows]
-    widths = [max(len(line[i]) for line in [header, *rows]) for i in range(len(header))]
-    lines = [f"network-free baselines: {pairs_note(table)}"]
-    lines += ["  " + "  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip()
-              for line in [header, *rows]]
+    lines = [f"network-free baselines: {pairs_note(table)}", *aligned([header, *rows], indent="  ")]
     lines.append(f"baseline to beat: {to_beat_text(table)}")
     return "\n".join(lines)
 

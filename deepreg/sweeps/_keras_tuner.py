@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Callable
 
 from deepreg.sweeps import _baselines, _tracking
+from deepreg.sweeps._console import indented, trial_run_name
 from deepreg.sweeps._spec import StudySpec
-from deepreg.sweeps._optuna import trial_run_name
 from deepreg.sweeps._trial import TrialRunner
 from deepreg.training.run import StopTrial
 
@@ -137,7 +137,7 @@ def run_keras_tuner(spec: StudySpec, *, tracking_uri: str, experiment: str = "de
     if spec.baselines:
         table = _baselines.compute_baselines(spec.base, runner.dataset(spec.base), spec.baselines)
         _baselines.log_baselines(tracking_uri, parent_id, table)
-        out("\n".join("  " + line for line in _baselines.format_table(table).splitlines()))
+        out(indented(_baselines.format_table(table)))
     status = "FINISHED"
     try:
         tuner.search(verbose=0)

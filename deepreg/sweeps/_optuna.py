@@ -5,6 +5,9 @@ reap dead workers' trials, stop when the study's trial budget (shared by every w
 process's wall time is used up. The budget counts every trial once: a trial that died and was
 retried is not counted (its retry is), and a trial started past the budget by a race between two
 workers is closed at once as "skipped" without training.
+
+The sampler, pruner and trial budget come from `_samplers`; what is printed and the trial run names
+from `_console`; the study's and trials' attribute names from `_attrs`.
 """
 
 from __future__ import annotations
@@ -25,7 +28,11 @@ from optuna.trial import FrozenTrial, TrialState
 
 from deepreg._config import lookup_dotted
 from deepreg.errors import DeepRegError
-from deepreg.sweeps import _baselines, _liveness, _tracking
+from deepreg.sweeps import _baselines, _console, _liveness, _tracking
+from deepreg.sweeps._attrs import (EXPERIMENT_ATTR, LINEAGE_ATTR, PARENT_ATTR, REASON_ATTR, RUN_ATTR, SPEC_ATTR,
+                                   STATE_ATTR, TRACKING_ATTR)
+from deepreg.sweeps._console import echo
+from deepreg.sweeps._samplers import make_pruner, make_sampler, trial_budget
 from deepreg.sweeps._space import same
 from deepreg.sweeps._spec import StudySpec
 from deepreg.sweeps._storage import StorageInfo, _redact, open_storage
@@ -34,14 +41,6 @@ from deepreg.training.run import StopTrial
 
 log = logging.getLogger(__name__)
 
-SPEC_ATTR = "deepreg.spec"
-PARENT_ATTR = "deepreg.parent_run_id"
-TRACKING_ATTR = "deepreg.tracking_uri"
-EXPERIMENT_ATTR = "deepreg.experiment"
-LINEAGE_ATTR = "deepreg.lineage"
-STATE_ATTR = "deepreg.state"
-REASON_ATTR = "deepreg.reason"
-RUN_ATTR = "deepreg.run_id"
 ENGINE = "optuna"
 
 
@@ -67,14 +66,7 @@ class StudyOutcome:
 
     @property
     def best(self) -> FrozenTrial | None:
-        try:
-            return self.study.best_trial
-        except ValueError:
-            return None
-
-
-def echo(text: str) -> None:
-    print(text, flush=True)
+        return _best(self.study)
 
 
 def open_for(spec: StudySpec | None, storage_url: str) -> StorageInfo:
@@ -82,59 +74,6 @@ def open_for(spec: StudySpec | None, storage_url: str) -> StorageInfo:
     return open_storage(storage_url, heartbeat_seconds=reliability.heartbeat_seconds if reliability else 15,
                         stale_after_seconds=reliability.stale_after_seconds if reliability else 90,
                         stale_callback=_rdb_stale_callback)
-
-
-def make_sampler(spec: StudySpec, seed: int | None) -> optuna.samplers.BaseSampler:
-    kind = spec.sampler.type
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        if kind == "grid":
-            return _BaselineFirstGrid(spec)
-        if kind == "random":
-            return optuna.samplers.RandomSampler(seed=seed)
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=spec.sampler.startup_trials,
-                                          multivariate=True, group=True, constant_liar=True)
-
-
-class _BaselineFirstGrid(optuna.samplers.GridSampler):
-    """A grid whose point 0 is the baseline (so trial 0 evaluates it), the same in every worker.
-
-    Optuna maps grid ids to points through a list shuffled by the seed, so every worker must use
-    the spec's seed for it; the choice among unvisited points is then reseeded per process so that
-    workers starting together do not pick the same point.
-    """
-
-    def __init__(self, spec: StudySpec):
-        super().__init__(spec.space.grid(spec.source), seed=spec.sampler.seed)
-        params, _ = spec.space.baseline(spec.base.to_dict()) if spec.baseline else (None, "")
-        grids = getattr(self, "_all_grids", None)
-        names = getattr(self, "_param_names", None)
-        if params is not None and isinstance(grids, list) and names is not None:
-            point = tuple(params.get(name) for name in names)
-            for index, candidate in enumerate(grids):
-                if all(same(a, b) for a, b in zip(candidate, point)):
-                    grids.insert(0, grids.pop(index))
-                    break
-        self.reseed_rng()
-
-
-def make_pruner(spec: StudySpec) -> optuna.pruners.BasePruner:
-    pruner = spec.pruner
-    if pruner.type == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=pruner.startup_trials, n_warmup_steps=pruner.warmup_epochs)
-    if pruner.type == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=pruner.min_epochs, max_resource=spec.epochs,
-                                              reduction_factor=pruner.reduction_factor)
-    if pruner.type == "successive_halving":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=pruner.min_epochs,
-                                                      reduction_factor=pruner.reduction_factor)
-    return optuna.pruners.NopPruner()
-
-
-def trial_budget(spec: StudySpec) -> int | None:
-    if spec.budget.trials is not None:
-        return spec.budget.trials
-    return spec.space.grid_size(spec.source) if spec.sampler.type == "grid" else None
 
 
 def run_sweep(spec: StudySpec, *, storage: str, tracking_uri: str, experiment: str = "deepreg",
@@ -280,14 +219,11 @@ class _Session:
     def announce(self, *, resumed: bool, worker: bool = False) -> None:
         done = len(self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,
                                                                   TrialState.FAIL)))
-        budget = f"{self.budget} trials" if self.budget is not None else "no trial limit"
-        minutes = f", {self.spec.budget.minutes:g} min per process" if self.spec.budget.minutes else ""
         verb = "joined" if worker else ("resumed" if resumed else "created")
-        self.out(f"study {self.spec.name} {verb} ({done} trials done; budget {budget}{minutes}; "
-                 f"{self.spec.objective.goal} {self.spec.objective.label()})")
-        self.out(f"  storage {_redact(self.info.url)}; MLflow parent run {self.parent_run_id}")
-        if not worker:
-            self.out(f"  more workers: deepreg worker --study {self.spec.name} --storage {_redact(self.info.url)}")
+        for line in _console.study_header(self.spec, verb=verb, done=done, budget=self.budget,
+                                          storage_url=_redact(self.info.url), parent_run_id=self.parent_run_id,
+                                          worker=worker):
+            self.out(line)
 
     def ensure_baselines(self) -> None:
         """Fit the network-free baselines once per study, before its first trial (workers read them)."""
@@ -302,7 +238,7 @@ class _Session:
             _baselines.log_baselines(self.tracking_uri, self.parent_run_id, table)
         except Exception as error:  # the table is safe in the storage; study show still prints it
             log.warning("could not log the baselines on the parent run: %s", error)
-        self.out("\n".join("  " + line for line in _baselines.format_table(table).splitlines()))
+        self.out(_console.indented(_baselines.format_table(table)))
 
     @property
     def baselines(self) -> _baselines.BaselineTable | None:
@@ -394,7 +330,7 @@ class _Session:
         tags = _tracking.trial_tags(self.spec.name, ENGINE, trial.number, storage_url=_redact(self.info.url),
                                     extra=extra)
         tried = {name: value for name, value in chosen.items() if self.spec.space.by_name[name].kind != "fixed"}
-        run_name = trial_run_name(self.spec.name, trial.number, tried)
+        run_name = _console.trial_run_name(self.spec.name, trial.number, tried)
         try:
             outcome = self.runner.run(overrides, run_name=run_name, tags=tags,
                                       report=functools.partial(self._report, trial))
@@ -435,28 +371,15 @@ class _Session:
     def _after_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
         self.trials_here += 1
         state = trial.user_attrs.get(STATE_ATTR) or trial.state.name.lower()
-        params = ", ".join(f"{_short(k)}={_show(v)}" for k, v in trial.params.items())
         if trial.state == TrialState.COMPLETE:
-            epochs = trial.user_attrs.get("deepreg.epochs_run")
-            self.out(f"trial {trial.number} finished: {self.spec.objective.label()} {trial.value:.4f} "
-                     f"({epochs} epochs, {trial.user_attrs.get('deepreg.seconds', 0):.0f} s){self._vs_baseline(trial)}"
-                     f" {params}")
+            self.out(_console.finished_line(trial, self.spec, self.baselines))
             best = _best(study)
             if best is not None and best.number == trial.number:
                 _tracking.log_best(self.tracking_uri, self.parent_run_id, value=trial.value, number=trial.number,
                                    run_id=trial.user_attrs.get(RUN_ATTR), step=trial.number,
                                    metric=self.spec.objective.label())
         elif state != "skipped":
-            self.out(f"trial {trial.number} {state}: {trial.user_attrs.get(REASON_ATTR, '')} {params}".rstrip())
-
-    def _vs_baseline(self, trial: FrozenTrial) -> str:
-        """', test r 0.61 (+0.03 over the baseline to beat)', reported only: trials are chosen on validation."""
-        table, test = self.baselines, trial.user_attrs.get("deepreg.test_score")
-        if test is None:
-            return ""
-        short = _baselines.SCORES[self.spec.base.model.task].short
-        margin = _baselines.margin_text(test, table)
-        return f", test {short} {test:.4f}" + (f" ({margin} vs baseline {table.best.name})" if margin else "")
+            self.out(_console.ended_line(trial, state))
 
     def _interrupted(self) -> None:
         if self.current is not None:
@@ -501,17 +424,3 @@ def _best(study: optuna.Study) -> FrozenTrial | None:
         return study.best_trial
     except ValueError:
         return None
-
-
-def trial_run_name(study: str, number: int | str, chosen: Mapping[str, Any]) -> str:
-    """'width#3 filter_width=9, dropout=0.359': what the trial tried, readable in MLflow's tables and legends."""
-    values = ", ".join(f"{_short(key)}={_show(value)}" for key, value in chosen.items())
-    return f"{study}#{number} {values}"[:240].rstrip() if values else f"{study}#{number}"
-
-
-def _short(key: str) -> str:
-    return key.rsplit(".", 1)[-1] if key.count(".") else key
-
-
-def _show(value: Any) -> str:
-    return f"{value:.3g}" if isinstance(value, float) else str(value)

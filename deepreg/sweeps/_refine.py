@@ -25,7 +25,9 @@ from typing import Any, Callable
 from optuna.trial import FrozenTrial, TrialState
 
 from deepreg._config import lookup_dotted
-from deepreg.sweeps._optuna import RUN_ATTR, echo, run_sweep
+from deepreg.sweeps._attrs import RUN_ATTR
+from deepreg.sweeps._console import echo
+from deepreg.sweeps._optuna import run_sweep
 from deepreg.sweeps._space import same
 from deepreg.sweeps._spec import Diagnosis, Stage, StudySpec
 

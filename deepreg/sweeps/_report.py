@@ -11,6 +11,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from deepreg.errors import DeepRegError
 from deepreg.sweeps import _baselines, _liveness, _tracking
+from deepreg.sweeps._attrs import PARENT_ATTR, RUN_ATTR, SPEC_ATTR, STATE_ATTR, TRACKING_ATTR
+from deepreg.sweeps._console import aligned, short_key, show_value
 from deepreg.sweeps._spec import StudySpec
 
 STATE_NAMES = {TrialState.COMPLETE: "finished", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed",
@@ -19,7 +21,7 @@ STATE_NAMES = {TrialState.COMPLETE: "finished", TrialState.PRUNED: "pruned", Tri
 
 def trial_state(trial: FrozenTrial, retried: set[int]) -> str:
     state = STATE_NAMES.get(trial.state, trial.state.name.lower())
-    attr = trial.user_attrs.get("deepreg.state")
+    attr = trial.user_attrs.get(STATE_ATTR)
     if trial.state == TrialState.FAIL and attr in ("skipped", "interrupted"):
         state = attr
     if trial.state == TrialState.FAIL and trial.number in retried:
@@ -54,11 +56,11 @@ def study_table(study: optuna.Study, spec: StudySpec, *, tracking_uri: str | Non
     table = _baselines.stored_table(study)
     short = _baselines.SCORES[spec.base.model.task].short
     header = ["#", "state", "value", f"test {short}", *(["vs baseline"] if table and table.best else []), "epochs",
-              *[_short(n) for n in names], "seconds", "run"]
+              *[short_key(n) for n in names], "seconds", "run"]
     rows = []
     for trial in trials:
         run = runs.get(trial.number)
-        run_id = trial.user_attrs.get("deepreg.run_id") or (run.info.run_id if run else "")
+        run_id = trial.user_attrs.get(RUN_ATTR) or (run.info.run_id if run else "")
         epochs = trial.user_attrs.get("deepreg.epochs_run") or (len(trial.intermediate_values) or "")
         duration = trial.duration.total_seconds() if trial.duration else None
         note = " baseline" if trial.user_attrs.get("deepreg.baseline") else ""
@@ -69,11 +71,9 @@ def study_table(study: optuna.Study, spec: StudySpec, *, tracking_uri: str | Non
                      f"{trial.value:.4f}" if trial.value is not None else "",
                      f"{test:.4f}" if test is not None else "",
                      *([_baselines.margin_text(test, table)] if table and table.best else []),
-                     str(epochs), *[_show(trial.params.get(n, "")) for n in names],
+                     str(epochs), *[show_value(trial.params.get(n, "")) for n in names],
                      f"{duration:.0f}" if duration is not None else "", run_id])
-    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip() for row in [header, *rows]]
-    return "\n".join(lines)
+    return "\n".join(aligned([header, *rows]))
 
 
 def test_score(trial: FrozenTrial, run, spec: StudySpec) -> float | None:
@@ -88,12 +88,12 @@ def test_score(trial: FrozenTrial, run, spec: StudySpec) -> float | None:
 
 def describe_study(study: optuna.Study, *, tracking_uri: str | None = None) -> str:
     """The whole `study show` text for an Optuna study made by `deepreg sweep`."""
-    values = study.user_attrs.get("deepreg.spec")
+    values = study.user_attrs.get(SPEC_ATTR)
     if not values:
         raise DeepRegError(f"study {study.study_name}: not made by deepreg sweep (no spec stored)")
     spec = StudySpec.from_dict(values, source=f"study {study.study_name}")
-    uri = tracking_uri or study.user_attrs.get("deepreg.tracking_uri")
-    parent = study.user_attrs.get("deepreg.parent_run_id")
+    uri = tracking_uri or study.user_attrs.get(TRACKING_ATTR)
+    parent = study.user_attrs.get(PARENT_ATTR)
     trials = study.get_trials(deepcopy=False)
     counts: dict[str, int] = {}
     retried = _liveness.retried_numbers(trials)
@@ -113,9 +113,9 @@ def describe_study(study: optuna.Study, *, tracking_uri: str | None = None) -> s
     if best is None:
         lines.append("best: none yet (no finished trial)")
     else:
-        params = ", ".join(f"{k}={_show(v)}" for k, v in best.params.items())
+        params = ", ".join(f"{k}={show_value(v)}" for k, v in best.params.items())
         lines.append(f"best: trial {best.number}, {spec.objective.label()} {best.value:.4f}"
-                     + (f" ({params})" if params else "") + f", run {best.user_attrs.get('deepreg.run_id', '?')}")
+                     + (f" ({params})" if params else "") + f", run {best.user_attrs.get(RUN_ATTR, '?')}")
         verdict = champion_verdict(best.user_attrs.get("deepreg.test_score"), _baselines.stored_table(study))
         if verdict:
             lines.append(verdict)
@@ -193,16 +193,6 @@ def baseline_figure(study: optuna.Study, spec: StudySpec, table: _baselines.Base
     return True
 
 
-def _short(key: str) -> str:
-    return key.rsplit(".", 1)[-1] if "." in key else key
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.3g}" if math.isfinite(value) else str(value)
-    return str(value)
-
-
 def describe_refine(name: str, stage_studies: list[str], info) -> str:
     """The stages of a refine run: each stage's incumbent, best trial, decision and diagnosis."""
     rows = [["stage study", "trials", "incumbent", "best", "improvement", "noise", "kept", "diagnosis"]]
@@ -216,9 +206,7 @@ def describe_refine(name: str, stage_studies: list[str], info) -> str:
                      ("no" if decision else "in progress"), decision.get("diagnosis", "")])
         if decision.get("advice"):
             advice.append(f"{study_name}: {decision['advice']}")
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = [f"refine {name}: {len(stage_studies)} studies"]
-    lines += ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    lines = [f"refine {name}: {len(stage_studies)} studies", *aligned(rows)]
     return "\n".join(lines + [""] + advice)
 
 

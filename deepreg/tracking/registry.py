@@ -236,8 +236,8 @@ def _version_tags(run, study: str | None, metric: str | None, previous: str | No
            "deepreg.data_bundle": run.data.params.get("data.bundle", ""),
            "deepreg.task": run.data.params.get("model.task", "")}
     if tags.get(STUDY_TAG):
-        out["deepreg.study"] = tags[STUDY_TAG]
-        out["deepreg.trial_number"] = tags.get(TRIAL_TAG, "")
+        out[STUDY_TAG] = tags[STUDY_TAG]
+        out[TRIAL_TAG] = tags.get(TRIAL_TAG, "")
         out["deepreg.study_parent_run_id"] = tags.get("mlflow.parentRunId", "")
     if metric:
         out["deepreg.selection_metric"] = metric
