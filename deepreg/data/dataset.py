@@ -67,6 +67,12 @@ class Dataset:
         """C x R float32 regulator expression with missing cells filled with 0 (no change)."""
         return np.nan_to_num(self.regulator_expression, nan=0.0).astype(np.float32)
 
+    def regulator_gene_rows(self) -> np.ndarray:
+        """Each regulator's row among `genes` (-1 for a regulator whose gene is not one of them, e.g. one
+        without a promoter)."""
+        row_of = {gene: index for index, gene in enumerate(self.genes)}
+        return np.array([row_of.get(regulator, -1) for regulator in self.regulators], dtype=np.int64)
+
     def labels(self, task: str, config: DataConfig) -> np.ndarray:
         """G x C float32 targets: log-ratios, or classes 0 down / 1 baseline / 2 up; NaN = not scored."""
         values = self.expression if config.missing == "mask" else np.nan_to_num(self.expression, nan=0.0)

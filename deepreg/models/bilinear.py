@@ -260,10 +260,11 @@ class ExpressionProfile(keras.layers.Layer):
     training rows (every training entry, a third frozen table `regulator_rows` names their rows), then
     w_c = z_c M, b_c = z_c . m. The last reads a held-out condition as a column whose regulator
     entries are observed: a gene answers to regulator r as much as its profile resembles r's, which
-    shares what 139 training conditions teach about r across every gene rather than fitting each
+    shares what the training conditions teach about r across every gene rather than fitting each
     gene's regulator weights on its own. The decoder starts at zero, so the term starts at zero.
 
-    Inputs: `[regulator_features, genes, conditions]` (a block: C_b x R, G_b, C_b; pairs: P x R, P, P).
+    Inputs: `[regulator_features, genes, conditions]` (a block: C_b x R, G_b, C_b; pairs: P x R, P, P);
+    for `"regulator_profiles"` the first is the raw regulator expression, not the tower's features.
     Output: G_b x C_b (a block) or P (pairs).
     """
 

@@ -138,7 +138,7 @@ def fit(dataset: Dataset, data_config: DataConfig, model_config: ModelConfig, tr
     if model_config.profile.enabled:
         model.get_layer("expression_profile").set_tables(*profile_tables(labels, split, model_config.profile.folds,
                                                                           training.seed),
-                                                         regulator_rows=regulator_rows(dataset))
+                                                         regulator_rows=dataset.regulator_gene_rows())
     fitted = pair_model if model_config.implementation == "naive" else model
     batches = training_batches(dataset, labels, split, model_config, training, background)
     fitted.compile(optimizer=make_optimizer(training, len(batches)), loss=MaskedLoss(model_config.task))
@@ -169,12 +169,6 @@ def profile_tables(labels: np.ndarray, split: np.ndarray, folds: int, seed: int)
     measured = (split == TRAIN) & np.isfinite(labels)
     groups = training_folds(np.where(measured, split, TEST).astype(split.dtype), "random", folds, seed)
     return np.where(measured, np.nan_to_num(labels), 0.0).astype(np.float32), groups.astype(np.float32)
-
-
-def regulator_rows(dataset: Dataset) -> np.ndarray:
-    """Each regulator's row among the genes (-1 where the regulator is not one of them)."""
-    row_of = {gene: index for index, gene in enumerate(dataset.genes)}
-    return np.array([row_of.get(regulator, -1) for regulator in dataset.regulators], dtype=np.int64)
 
 
 def best_epoch_notes(history: dict[str, list[float]], training: TrainingConfig) -> dict:
