@@ -268,7 +268,8 @@ def load_yaml(path: str | Path, section: str | None = None) -> dict[str, Any]:
 
     The file, and each of its top-level sections, may start from another file: `model: {from:
     ../models/concat.yaml, task: classification}` reads that file (relative to this one, itself
-    resolved the same way) and applies the section's other keys on top, deeply.
+    resolved the same way) and applies the section's other keys on top, deeply. A section may also start
+    from a whole run file (`model: {from: bilinear-random.yaml}`): it reads that file's own `model:` section.
     """
     return _section(_resolved(Path(path), ()), section, path)
 
@@ -289,12 +290,14 @@ def _resolved(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
 def _resolve_sections(values: dict[str, Any], folder: Path, source: str, seen: tuple[Path, ...]) -> dict[str, Any]:
     for key, section in values.items():
         if isinstance(section, dict):
-            values[key] = _start_from(section, folder, source, seen)
+            values[key] = _start_from(section, folder, source, seen, section_key=key)
     return _start_from(values, folder, source, seen)
 
 
-def _start_from(values: dict[str, Any], folder: Path, source: str, seen: tuple[Path, ...]) -> dict[str, Any]:
-    """A mapping with a `from: FILE` key: that file's mapping, updated (deeply) by the mapping's other keys."""
+def _start_from(values: dict[str, Any], folder: Path, source: str, seen: tuple[Path, ...],
+                section_key: str | None = None) -> dict[str, Any]:
+    """A mapping with a `from: FILE` key: that file's mapping (its `section_key` section, when the mapping is
+    a section and the file is a whole run file that has one), updated (deeply) by the mapping's other keys."""
     if "from" not in values:
         return values
     if not isinstance(values["from"], str):
@@ -303,6 +306,8 @@ def _start_from(values: dict[str, Any], folder: Path, source: str, seen: tuple[P
     if not base_path.is_file():
         raise DeepRegError(f"{source}: key 'from': {base_path} is not a file")
     merged = _resolved(base_path, seen)
+    if section_key is not None and isinstance(merged.get(section_key), dict):
+        merged = merged[section_key]
     _deep_update(merged, {key: value for key, value in values.items() if key != "from"})
     return merged
 

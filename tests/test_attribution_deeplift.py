@@ -25,14 +25,14 @@ BILINEAR_KMER = dict(head=(), kmer=3)
 
 
 def tiny_model(fusion="tensor", pool="global", regulator_units=(), seed=1, conv_layers=1, head=(8, 8), skip=False,
-               layer_norm=False, gene_embedding=False, offset="none", **sequence):
+               layer_norm=False, gene_embedding=False, offset="none", task="regression", **sequence):
     keras.utils.set_random_seed(seed)
     spec = dict(conv_layers=conv_layers, filters=(6,), filter_width=(5,), pool=(pool,))
     spec.update(sequence)
     config = ModelConfig(sequence=SequenceConfig(**spec),
                          regulators=RegulatorConfig(dense_units=regulator_units, skip=skip, layer_norm=layer_norm),
                          fusion=fusion, head=HeadConfig(dense_units=head), rank=4, gene_embedding=gene_embedding,
-                         offset=offset)
+                         offset=offset, task=task)
     sizes = dict(n_genes=DATASET_GENES, n_conditions=DATASET_CONDITIONS) if config.uses_gene_index else {}
     model = build_model(config, LENGTH, N_REGULATORS, **sizes)
     rng = np.random.default_rng(seed)
@@ -45,6 +45,7 @@ def tiny_model(fusion="tensor", pool="global", regulator_units=(), seed=1, conv_
     # the embedding, the baseline table and (with an offset) the output kernel may start at zero: give them values
     zeros = [getattr(model.get_layer("fusion"), name, None) for name in ("embedding", "embedding_offset")]
     zeros += [model.get_layer("baseline_offset").table] if offset != "none" else []
+    zeros += [model.get_layer("network_score").kernel] if any(l.name == "network_score" for l in model.layers) else []
     for weight in zeros + [model.get_layer("output").kernel]:
         if weight is not None and not np.any(weight.numpy()):
             weight.assign(rng.normal(0, 0.5, weight.shape).astype(np.float32))
@@ -99,6 +100,24 @@ def test_regulator_scores_sum_to_delta(fusion, pool, units, options, reference):
     np.testing.assert_allclose(sums.per_gene_abs, np.abs(scores).sum(axis=1), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(sums.per_condition_abs, np.abs(scores).sum(axis=0), rtol=1e-5, atol=1e-6)
     assert sums.delta_error < 2e-5
+
+
+def test_regulator_scores_of_a_3_class_model_on_a_baseline_sum_to_the_change_in_up_minus_down():
+    """The 3-class bilinear model reads network score + baseline through its output layer: the scores sum
+    to the change of the up - down logit, which the baseline (the same at input and reference) leaves alone."""
+    model = tiny_model("bilinear", "global", (), head=(), offset="best", task="classification")
+    sequences, regulators = inputs()
+    scores = deeplift.regulator_scores(model, sequences, regulators, target="up_minus_down", gene_index=GENE_INDEX)
+    score = keras.Model(model.inputs, model.get_layer("baseline_offset").output)
+    output = model.get_layer("output")
+    weights = output.kernel.numpy()[0, 2] - output.kernel.numpy()[0, 0]
+
+    def up_minus_down(values):
+        return np.asarray(score.predict_on_batch(feed(model, sequences, values)))[..., 0] * weights
+
+    delta = up_minus_down(regulators) - up_minus_down(np.zeros_like(regulators))
+    np.testing.assert_allclose(scores.sum(axis=-1), delta, atol=2e-5)
+    assert np.abs(delta).max() > 1e-3
 
 
 @pytest.mark.parametrize("fusion,options", [("tensor", {}), ("concat", {}), ("bilinear", BILINEAR_SKIP),

@@ -40,6 +40,8 @@ VARIANTS = {
     "classification": dataclasses.replace(BILINEAR, task="classification", gene_embedding=True),
     "classification+offset": dataclasses.replace(BILINEAR, task="classification", gene_embedding=True,
                                                  offset="additive"),
+    "classification+profile+offset": dataclasses.replace(BILINEAR, task="classification", offset="additive",
+                                                         profile=ProfileConfig(dense_units=(6,), folds=3)),
 }
 
 
@@ -182,6 +184,25 @@ def test_an_offset_model_starts_as_the_baseline_and_the_saved_model_keeps_its_ta
     block.save(tmp_path / "model.keras")
     restored = keras.saving.load_model(tmp_path / "model.keras")
     np.testing.assert_allclose(np.asarray(restored.predict_on_batch(inputs)), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("thresholds", [(-0.5, 0.5), (-1.0, 0.25)])
+def test_a_3_class_offset_model_starts_as_the_baselines_classes(thresholds):
+    """Before training, a 3-class model on a baseline calls a pair down / up exactly where the baseline's
+    log2 ratio is beyond the data's class thresholds, whatever the towers' random weights."""
+    config = dataclasses.replace(BILINEAR, task="classification", offset="additive",
+                                 profile=ProfileConfig(dense_units=(6,), folds=3))
+    block, _ = build_models(config, LENGTH, N_REGULATORS, n_genes=N_GENES, n_conditions=N_CONDITIONS,
+                            class_thresholds=thresholds)
+    rng = np.random.default_rng(4)
+    _set_profile_tables(block, config, rng)
+    table = rng.normal(0, 1.0, size=(N_GENES, N_CONDITIONS)).astype(np.float32)
+    block.get_layer("baseline_offset").table.assign(table)
+    inputs = _block_inputs(rng, n_genes=8, n_conditions=6)
+    expected = np.digitize(table[np.ix_(inputs["gene"], inputs["condition"])], thresholds)
+    predicted = np.asarray(block.predict_on_batch(inputs)).argmax(-1)
+    np.testing.assert_array_equal(predicted, expected)
+    assert set(expected.ravel()) == {0, 1, 2}
 
 
 def test_cross_fitted_offsets_never_read_the_pair_they_predict():

@@ -62,6 +62,19 @@ def test_a_section_can_start_from_another_file(tmp_path):
         RunConfig.from_files(run)
 
 
+def test_a_section_can_start_from_the_same_section_of_a_whole_run_file(tmp_path):
+    (tmp_path / "regression.yaml").write_text(
+        "data: {split: genes}\nmodel: {name: reg, fusion: bilinear, rank: 8, head: {dense_units: []}}\n"
+        "training: {epochs: 7, learning_rate: 0.002}\n")
+    run = tmp_path / "run.yaml"
+    run.write_text("model:\n  from: regression.yaml\n  task: classification\ntraining:\n  from: regression.yaml\n"
+                   "  epochs: 3\n")
+    config = RunConfig.from_files(run)
+    assert (config.model.name, config.model.rank, config.model.task) == ("reg", 8, "classification")
+    assert (config.training.epochs, config.training.learning_rate) == (3, 0.002)
+    assert config.data.split != "genes"  # only the sections that asked for it start from the file
+
+
 def test_shipped_experiment_configs_build_the_paper_models():
     from pathlib import Path
     folder = Path(__file__).resolve().parents[1] / "configs" / "experiments"

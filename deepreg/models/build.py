@@ -174,7 +174,8 @@ def expression_profile(config: ModelConfig, regularizer, n_genes: int, n_conditi
                                               name="expression_profile")
 
 
-def head(config: ModelConfig, regularizer) -> list[keras.layers.Layer]:
+def head(config: ModelConfig, regularizer, class_thresholds: tuple[float, float] = (-0.5, 0.5)
+         ) -> list[keras.layers.Layer]:
     """Dropout and dense layers after the fusion layer, then the output layer.
 
     A list of layers rather than a sub-model: the same layers act on the last axis of block outputs
@@ -189,11 +190,27 @@ def head(config: ModelConfig, regularizer) -> list[keras.layers.Layer]:
                                         name=f"dense_{index + 1}"))
     parts.append(keras.layers.Dropout(config.head.dropout, name=f"dropout_{len(units_after_fusion) + 1}"))
     activation = None if config.task == "regression" else "softmax"
-    # With a baseline offset the network's part starts at zero: training starts from the baseline itself.
-    initializer = "zeros" if config.offset != "none" and config.task == "regression" else "glorot_uniform"
+    # With a baseline offset training starts from the baseline itself: the network's part of a regression
+    # starts at zero, and a 3-class output starts as the thresholds of the classes on the baseline's score.
+    initializer, bias_initializer = "glorot_uniform", "zeros"
+    if config.offset != "none" and config.task == "regression":
+        initializer = "zeros"
+    elif config.task == "classification" and (config.offset != "none" or config.profile.enabled):
+        initializer, bias_initializer = threshold_initializers(*class_thresholds)
     parts.append(keras.layers.Dense(config.n_outputs, activation=activation, kernel_regularizer=regularizer,
-                                    kernel_initializer=initializer, dtype="float32", name="output"))
+                                    kernel_initializer=initializer, bias_initializer=bias_initializer,
+                                    dtype="float32", name="output"))
     return parts
+
+
+THRESHOLD_SHARPNESS = 4.0  # logits per log2 unit: the first predictions are soft, not one-hot
+
+
+def threshold_initializers(low: float, high: float):
+    """Kernel and bias of a 3-class output on a scalar score s that predicts down for s < low, up for s > high
+    and baseline between: logits k * (low - s, 0, s - high), k = THRESHOLD_SHARPNESS."""
+    k = THRESHOLD_SHARPNESS
+    return keras.initializers.Constant([[-k, 0.0, k]]), keras.initializers.Constant([k * low, 0.0, -k * high])
 
 
 @contextlib.contextmanager
@@ -208,7 +225,8 @@ def _dtype_policy(name: str):
 
 
 def build_models(config: ModelConfig, sequence_length: int, n_regulators: int, *, n_genes: int | None = None,
-                 n_conditions: int | None = None) -> tuple[keras.Model, keras.Model]:
+                 n_conditions: int | None = None, class_thresholds: tuple[float, float] = (-0.5, 0.5),
+                 ) -> tuple[keras.Model, keras.Model]:
     """The block model and the pair model of one architecture, sharing every weight.
 
     `n_genes` and `n_conditions` (the dataset's) are needed by models that read gene or condition
@@ -216,17 +234,19 @@ def build_models(config: ModelConfig, sequence_length: int, n_regulators: int, *
     or a baseline table (`model.offset`).
     Those models take two more inputs, `gene` and `condition`, the row and column indices of the
     block's genes and conditions (or of each pair) in the dataset.
+    `class_thresholds` (the data config's) place the first class boundaries of a 3-class model on a baseline.
     """
     config.validate_for(sequence_length)
     if config.uses_gene_index and not (n_genes and n_conditions):
         raise ValueError("model.gene_embedding / model.condition_embedding / model.offset need "
                          "build_models(..., n_genes=..., n_conditions=...)")
     with _dtype_policy(config.precision):
-        return _compose_models(config, sequence_length, n_regulators, n_genes or 0, n_conditions or 0)
+        return _compose_models(config, sequence_length, n_regulators, n_genes or 0, n_conditions or 0,
+                               class_thresholds)
 
 
 def _compose_models(config: ModelConfig, sequence_length: int, n_regulators: int, n_genes: int,
-                    n_conditions: int) -> tuple[keras.Model, keras.Model]:
+                    n_conditions: int, class_thresholds: tuple[float, float]) -> tuple[keras.Model, keras.Model]:
     regularizer = make_regularizer(config)
     sequence_tower = lookup(SEQUENCE_TOWERS, "sequence tower", "model.sequence.tower", config.sequence.tower)(
         config, sequence_length, regularizer)
@@ -234,10 +254,15 @@ def _compose_models(config: ModelConfig, sequence_length: int, n_regulators: int
     fusion_builder = lookup(FUSIONS, "fusion", "model.fusion", config.fusion)
     fusion = (fusion_builder(config, regularizer, n_genes=n_genes, n_conditions=n_conditions)
               if config.gene_embedding or config.condition_embedding else fusion_builder(config, regularizer))
-    top = head(config, regularizer)
+    top = head(config, regularizer, class_thresholds)
     offset = (deepreg_bilinear.BaselineOffset(n_genes, n_conditions, name="baseline_offset")
               if config.offset != "none" else None)
     profile = expression_profile(config, regularizer, n_genes, n_conditions) if config.profile.enabled else None
+    # A 3-class model adds the profile and the baseline to the network's score in log2 units: the score goes
+    # through one weight that starts at zero, so training starts from the baseline's classes.
+    network_score = (keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros", kernel_regularizer=regularizer,
+                                        dtype="float32", name="network_score")
+                     if config.task == "classification" and (offset is not None or profile is not None) else None)
 
     def compose(pairwise: bool, name: str) -> keras.Model:
         inputs = {SEQUENCE_INPUT: keras.Input((sequence_length, 4), name=SEQUENCE_INPUT),
@@ -253,18 +278,25 @@ def _compose_models(config: ModelConfig, sequence_length: int, n_regulators: int
         if config.condition_embedding:
             fused.append(inputs[CONDITION_INPUT])
         outputs = fusion(fused, pairwise=pairwise)
-        if offset is not None and config.task == "classification":
-            outputs = offset([outputs, inputs[GENE_INPUT], inputs[CONDITION_INPUT]], pairwise=pairwise)
+
+        def with_profile_and_offset(score):
+            if profile is not None:
+                decoded = (inputs[REGULATOR_INPUT] if config.profile.decoder == "regulator_profiles"
+                           else regulator_features)
+                score = deepreg_layers.AddToScore(dtype="float32", name="with_profile")(
+                    [score, profile([decoded, inputs[GENE_INPUT], inputs[CONDITION_INPUT]], pairwise=pairwise)])
+            if offset is not None:
+                score = offset([score, inputs[GENE_INPUT], inputs[CONDITION_INPUT]], pairwise=pairwise)
+            return score
+
+        # A 3-class model reads the whole score (network + profile + baseline) through its output layer;
+        # a regression model adds the profile and the baseline to its output.
+        if network_score is not None:
+            outputs = with_profile_and_offset(network_score(outputs))
         for layer in top:
             outputs = layer(outputs)
         if config.task == "regression":
-            outputs = deepreg_layers.SqueezeLast(dtype="float32", name="prediction")(outputs)
-        if profile is not None:
-            decoded = inputs[REGULATOR_INPUT] if config.profile.decoder == "regulator_profiles" else regulator_features
-            outputs = keras.layers.Add(dtype="float32", name="with_profile")(
-                [outputs, profile([decoded, inputs[GENE_INPUT], inputs[CONDITION_INPUT]], pairwise=pairwise)])
-        if offset is not None and config.task == "regression":
-            outputs = offset([outputs, inputs[GENE_INPUT], inputs[CONDITION_INPUT]], pairwise=pairwise)
+            outputs = with_profile_and_offset(deepreg_layers.SqueezeLast(dtype="float32", name="prediction")(outputs))
         return keras.Model(inputs, outputs, name=name)
 
     return compose(False, "deepreg_block"), compose(True, "deepreg_pair")

@@ -266,11 +266,13 @@ class ModelConfig(Config):
             if getattr(self, key) and self.fusion != "bilinear":
                 raise DeepRegError(f"model.{key} = true clashes with model.fusion = {self.fusion}: the "
                                    "embedding is part of the bilinear fusion")
-        if self.profile.enabled and (self.fusion != "bilinear" or self.task != "regression"):
+        if self.profile.enabled and (self.fusion != "bilinear"
+                                     or (self.task == "classification" and self.head.dense_units)):
             raise DeepRegError(f"model.profile.dense_units = {list(self.profile.dense_units)} clashes with "
-                               f"model.fusion = {self.fusion} / model.task = {self.task}: the expression-profile "
-                               "tower adds a term to the bilinear regression's prediction (fusion: bilinear, "
-                               "task: regression)")
+                               f"model.fusion = {self.fusion} / model.task = {self.task} / model.head.dense_units "
+                               f"= {list(self.head.dense_units)}: the expression-profile tower adds a term to the "
+                               "bilinear score, which a 3-class output reads directly (fusion: bilinear; for "
+                               "task: classification, head.dense_units: [])")
         if self.reads_positions:
             self._check_per_position_fusion()
         elif not self.head.dense_units and self.fusion not in HEADLESS_FUSIONS:

@@ -464,6 +464,24 @@ class ConcatRecurrent(keras.layers.Layer):
 
 
 @serializable
+class AddToScore(keras.layers.Layer):
+    """Add a per-pair term (G_b x C_b, or one per pair) to a score that may carry a trailing unit axis.
+
+    The 3-class bilinear model keeps its score as G_b x C_b x 1 for the output layer to read; the
+    expression-profile term has no such axis.
+    """
+
+    def call(self, inputs):
+        score, term = inputs
+        if len(score.shape) == len(term.shape) + 1:
+            term = ops.expand_dims(term, -1)
+        return score + term
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+
+@serializable
 class SqueezeLast(keras.layers.Layer):
     """Drop the trailing unit axis of a regression output (G_b x C_b x 1 -> G_b x C_b)."""
 

@@ -128,15 +128,16 @@ def fit(dataset: Dataset, data_config: DataConfig, model_config: ModelConfig, tr
     labels = dataset.labels(model_config.task, data_config)
     background = data_config.background if data_config.n_encoding == "background" else None
     model, pair_model = build_models(model_config, dataset.sequence_length, dataset.n_regulators,
-                                     n_genes=dataset.n_genes, n_conditions=dataset.n_conditions)
+                                     n_genes=dataset.n_genes, n_conditions=dataset.n_conditions,
+                                     class_thresholds=data_config.class_thresholds)
     offset_notes = {}
+    log_ratios = labels if model_config.task == "regression" else dataset.labels("regression", data_config)
     if model_config.offset != "none":
-        log_ratios = labels if model_config.task == "regression" else dataset.labels("regression", data_config)
         table, offset_notes = cached_offset(model_config.offset, dataset, log_ratios, split, data_config.split,
                                             data_config.cache_dir)
         model.get_layer("baseline_offset").table.assign(table)
     if model_config.profile.enabled:
-        model.get_layer("expression_profile").set_tables(*profile_tables(labels, split, model_config.profile.folds,
+        model.get_layer("expression_profile").set_tables(*profile_tables(log_ratios, split, model_config.profile.folds,
                                                                           training.seed),
                                                          regulator_rows=dataset.regulator_gene_rows())
     fitted = pair_model if model_config.implementation == "naive" else model
