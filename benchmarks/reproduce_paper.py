@@ -16,7 +16,11 @@ without an offset its form on the best baseline's residual (`offset`).
     python benchmarks/reproduce_paper.py [--splits random genes] [--epochs N] [--max-genes N]
         [--experiments bilinear tensor-regression] [--seeds 0 1 2] [--variants main pure no-embedding]
         [--variant-seeds 0]
-        [--skip-network] [--markdown FILE] [--json FILE]
+        [--skip-network] [--markdown FILE] [--json FILE] [--set KEY=VALUE ...]
+
+`--set` applies to every config the script reads, so the same comparison runs on a compendium of
+your own (the README's "Your own data" recipe): `--set data.bundle=null --set data.expression=FILE
+--set data.promoters=FILE --set data.regulators=FILE`.
 
 Paper anchors: Pearson r 0.82 (regression, random pairs); 3-class accuracy 77.0 % (tensor product),
 79.5 % (concatenation); GeneClass 60.9 %, BDTree 62.9 %.
@@ -34,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from deepreg._config import parse_overrides
 from deepreg.data.dataset import Dataset, load_dataset
 from deepreg.data.splits import TEST
 from deepreg.baselines import fit_all_baselines, score, score_baselines
@@ -89,7 +94,8 @@ def variant_applies(config: RunConfig, variant: str) -> bool:
 def network_rows(experiment: str, dataset: Dataset, split_name: str, args) -> list[dict]:
     """One row per variant of an experiment on this split: mean and sd over the seeds."""
     rows = []
-    base = RunConfig.from_files(experiment_file(experiment, split_name), overrides={"data.split": split_name})
+    base = RunConfig.from_files(experiment_file(experiment, split_name),
+                                overrides={**args.overrides, "data.split": split_name})
     for variant in args.variants:
         if not variant_applies(base, variant):
             continue
@@ -115,7 +121,7 @@ def network_row(experiment: str, dataset: Dataset, split_name: str, args, varian
     from deepreg.training.evaluate import predict_matrix
     from deepreg.training.run import tracked_training
 
-    overrides = {"data.split": split_name, "training.seed": seed, **VARIANTS[variant]}
+    overrides = {**args.overrides, "data.split": split_name, "training.seed": seed, **VARIANTS[variant]}
     if args.epochs:
         overrides["training.epochs"] = args.epochs
     if args.max_genes:
@@ -182,12 +188,16 @@ def main() -> None:
                         help="with --json: replace only this run's (split, model) records in the file")
     parser.add_argument("--curves", type=Path, default=None,
                         help="also draw each network's learning curves (first seed) into this PNG")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a key of every config read, e.g. data.expression=my.pcl (repeatable)")
     args = parser.parse_args()
+    args.overrides = parse_overrides(args.overrides)
 
     rows = []
     for split_name in args.splits:
         config = RunConfig.from_files(experiment_file(args.experiments[0], split_name),
-                                      overrides={"data.split": split_name, "data.max_genes": args.max_genes})
+                                      overrides={**args.overrides, "data.split": split_name,
+                                                 "data.max_genes": args.max_genes})
         dataset = load_dataset(config.data)
         split = dataset.split(config.data)
         print(f"split {split_name}: {dataset.n_genes:,} genes x {dataset.n_conditions} conditions", flush=True)

@@ -302,3 +302,34 @@ def test_offset_tables_are_cached_by_what_they_depend_on(tmp_path):
     assert len(list(tmp_path.glob("offset-*.npz"))) == 2
     np.testing.assert_allclose(moved, first + 1.0, atol=1e-3)
     assert not list(tmp_path.glob(".partial-*"))
+
+
+@pytest.mark.parametrize("learning_rate, keeps_start", [(3.0, True), (0.01, False)])
+def test_an_offset_model_ends_as_its_baseline_when_no_epoch_beats_it_on_validation(tmp_path, learning_rate,
+                                                                                    keeps_start):
+    """A wild learning rate makes every epoch worse than the starting point (the baseline alone): the
+    model must end as the baseline, not as the least bad trained epoch. A sane one must still learn."""
+    from synthetic import tiny_run_config, write_compendium
+
+    from deepreg.data.dataset import load_dataset
+    from deepreg.training.train import fit
+
+    files = write_compendium(tmp_path / "data", n_genes=120, n_conditions=16)
+    config = tiny_run_config(tmp_path, files).with_updates({
+        "model.fusion": "bilinear", "model.rank": 8, "model.offset": "additive", "model.head.dense_units": [],
+        "model.head.dropout": 0.0, "model.sequence.dense_units": [16], "model.regulators.dense_units": [16],
+        "training.optimizer": "adam", "training.learning_rate": learning_rate, "training.epochs": 4 if keeps_start else 12,
+        "training.early_stopping_patience": 12, "training.block_genes": 32})
+    dataset = load_dataset(config.data)
+    split = dataset.split(config.data)
+    labels = dataset.labels("regression", config.data)
+    result = fit(dataset, config.data, config.model, config.training, verbose=0)
+    additive = baselines.score(baselines.fit_predict_additive(labels, split), labels, split, TEST)
+    assert result.notes["start_val_loss"] > 0
+    if keeps_start:
+        assert result.notes["best_epoch"] == 0
+        assert min(result.history["val_loss"]) > result.notes["start_val_loss"]
+        assert result.scores["test"]["pearson_r"] == pytest.approx(additive["r"], abs=1e-4)
+    else:
+        assert result.notes["best_epoch"] >= 1
+        assert result.scores["test"]["pearson_r"] > additive["r"] + 0.02, (result.scores["test"], additive)

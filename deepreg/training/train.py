@@ -109,15 +109,58 @@ class EpochEvaluation(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
+        logs.update(self.scores())
+        logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+    def scores(self) -> dict[str, float]:
+        """`val_*` and `train_*` scores of the model as it is now."""
         predictions = predict_matrix(self.predictor or self.model, self.dataset.sequences, self.regulator_inputs,
                                      self.rows, background=self.background)
         labels = self.labels[self.rows]
+        logs = {}
         for prefix, code in (("val", VALIDATION), ("train", TRAIN)):
             scores = score_pairs(predictions, labels, self.split[self.rows] == code, self.task)
             for name in SCALAR_SCORES:
                 if name in scores and not (prefix == "train" and name == "loss"):
                     logs[f"{prefix}_{name}"] = scores[name]
-        logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        return logs
+
+
+class KeepStartingPoint(keras.callbacks.Callback):
+    """For a model that starts as a baseline (`model.offset`): score the start on validation before
+    training and, when no epoch beats it, end with the start's weights (the baseline itself).
+
+    Why: the network's part of an offset model starts at zero, so before the first step the model
+    *is* the baseline. Early stopping only chooses among trained epochs; if every epoch is worse on
+    validation than the baseline (the residual is noise, or the network overfits it at once), the
+    best of them still loses to the baseline. Kept after `EarlyStopping` in the callback list, so
+    its end-of-training restore runs first and this one has the last word.
+    """
+
+    def __init__(self, evaluation: EpochEvaluation, monitor: str):
+        super().__init__()
+        self.evaluation, self.monitor = evaluation, monitor
+        self.start_value, self.start_weights, self.kept_start = float("nan"), None, False
+        self.trained: list[float] = []
+
+    def on_train_begin(self, logs=None):
+        self.start_value = float(self.evaluation.scores().get(self.monitor, float("nan")))
+        self.start_weights = self.model.get_weights()
+        self.trained = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = float((logs or {}).get(self.monitor, float("nan")))
+        if math.isfinite(value):
+            self.trained.append(value)
+
+    def on_train_end(self, logs=None):
+        trained = self.trained
+        if math.isfinite(self.start_value) and (not trained or min(trained) >= self.start_value):
+            self.model.set_weights(self.start_weights)
+            self.kept_start = True
+            log.warning("no epoch beat the starting point on %s (%.4f, the baseline offset alone; best epoch "
+                        "%s): the model ends as the baseline", self.monitor, self.start_value,
+                        f"{min(trained):.4f}" if trained else "none")
 
 
 def fit(dataset: Dataset, data_config: DataConfig, model_config: ModelConfig, training: TrainingConfig, *,
@@ -143,13 +186,17 @@ def fit(dataset: Dataset, data_config: DataConfig, model_config: ModelConfig, tr
     fitted = pair_model if model_config.implementation == "naive" else model
     batches = training_batches(dataset, labels, split, model_config, training, background)
     fitted.compile(optimizer=make_optimizer(training, len(batches)), loss=MaskedLoss(model_config.task))
+    evaluation = EpochEvaluation(dataset, labels, split, model_config.task, background, training.train_metrics_genes,
+                                 training.seed, predictor=model)
     schedule = [
         StopOnDivergence(training),
-        EpochEvaluation(dataset, labels, split, model_config.task, background, training.train_metrics_genes,
-                        training.seed, predictor=model),
+        evaluation,
         keras.callbacks.EarlyStopping(monitor=training.monitor, patience=training.early_stopping_patience,
                                       restore_best_weights=True, verbose=0),
     ]
+    start = KeepStartingPoint(evaluation, training.monitor) if model_config.offset != "none" else None
+    if start is not None:
+        schedule.append(start)
     if training.schedule == "plateau":
         schedule.insert(2, keras.callbacks.ReduceLROnPlateau(monitor=training.monitor, factor=training.lr_factor,
                                                              patience=training.lr_patience, verbose=0))
@@ -160,6 +207,10 @@ def fit(dataset: Dataset, data_config: DataConfig, model_config: ModelConfig, tr
     scores, test_pairs = evaluate_splits(model, dataset, labels, split, model_config.task, background)
     history = {k: [float(v) for v in vs] for k, vs in history.history.items()}
     notes = {**offset_notes, **best_epoch_notes(history, training)}
+    if start is not None:
+        notes["start_" + training.monitor] = start.start_value
+        if start.kept_start:
+            notes["best_epoch"] = 0
     return TrainingResult(model=model, history=history, scores=scores, epochs_run=len(history.get("loss", [])),
                           seconds=seconds, test_pairs=test_pairs, notes=notes)
 
