@@ -158,8 +158,8 @@ class KeepStartingPoint(keras.callbacks.Callback):
         if math.isfinite(self.start_value) and (not trained or min(trained) >= self.start_value):
             self.model.set_weights(self.start_weights)
             self.kept_start = True
-            log.warning("no epoch beat the starting point on %s (%.4f, the baseline offset alone; best epoch "
-                        "%s): the model ends as the baseline", self.monitor, self.start_value,
+            log.warning("no trained epoch beat the starting point, the baseline offset alone, on %s (%.4f; the "
+                        "best epoch's %s): the model ends as the baseline", self.monitor, self.start_value,
                         f"{min(trained):.4f}" if trained else "none")
 
 
