@@ -263,13 +263,22 @@ def test_unknown_fusion_is_refused_when_the_config_is_read():
         TrainingConfig(optimizer="adam", weight_decay=0.1)
 
 
+def _fit_with_additive_score(config):
+    """Train `config` on its data; also score the additive baseline on the same test pairs."""
+    from deepreg.data.dataset import load_dataset
+    from deepreg.training.train import fit
+
+    dataset = load_dataset(config.data)
+    split = dataset.split(config.data)
+    labels = dataset.labels("regression", config.data)
+    result = fit(dataset, config.data, config.model, config.training, verbose=0)
+    return result, baselines.score(baselines.fit_predict_additive(labels, split), labels, split, TEST)
+
+
 def test_bilinear_model_beats_the_additive_baseline_on_held_out_genes_with_a_planted_cis_x_trans_rule(tmp_path):
     """Genes with motif A follow regulator A, genes with motif B follow -regulator B: the additive
     baseline (gene + condition effects) knows nothing of a new gene; a cis x trans model does."""
     from synthetic import tiny_run_config, write_compendium
-
-    from deepreg.data.dataset import load_dataset
-    from deepreg.training.train import fit
 
     files = write_compendium(tmp_path / "data", n_genes=300, n_conditions=24)
     base = tiny_run_config(tmp_path, files)
@@ -280,11 +289,7 @@ def test_bilinear_model_beats_the_additive_baseline_on_held_out_genes_with_a_pla
         "model.regulators.dense_units": [16], "training.optimizer": "adamw", "training.learning_rate": 0.01,
         "training.weight_decay": 1e-4, "training.schedule": "cosine", "training.epochs": 20,
         "training.block_genes": 32, "training.block_conditions": 24})
-    dataset = load_dataset(config.data)
-    split = dataset.split(config.data)
-    labels = dataset.labels("regression", config.data)
-    result = fit(dataset, config.data, config.model, config.training, verbose=0)
-    additive = baselines.score(baselines.fit_predict_additive(labels, split), labels, split, TEST)
+    result, additive = _fit_with_additive_score(config)
     assert result.scores["test"]["pearson_r"] > additive["r"] + 0.3, (result.scores["test"], additive)
     assert result.scores["test"]["pearson_r"] > 0.6
 
@@ -311,20 +316,13 @@ def test_an_offset_model_ends_as_its_baseline_when_no_epoch_beats_it_on_validati
     model must end as the baseline, not as the least bad trained epoch. A sane one must still learn."""
     from synthetic import tiny_run_config, write_compendium
 
-    from deepreg.data.dataset import load_dataset
-    from deepreg.training.train import fit
-
     files = write_compendium(tmp_path / "data", n_genes=120, n_conditions=16)
     config = tiny_run_config(tmp_path, files).with_updates({
         "model.fusion": "bilinear", "model.rank": 8, "model.offset": "additive", "model.head.dense_units": [],
         "model.head.dropout": 0.0, "model.sequence.dense_units": [16], "model.regulators.dense_units": [16],
         "training.optimizer": "adam", "training.learning_rate": learning_rate, "training.epochs": 4 if keeps_start else 12,
         "training.early_stopping_patience": 12, "training.block_genes": 32})
-    dataset = load_dataset(config.data)
-    split = dataset.split(config.data)
-    labels = dataset.labels("regression", config.data)
-    result = fit(dataset, config.data, config.model, config.training, verbose=0)
-    additive = baselines.score(baselines.fit_predict_additive(labels, split), labels, split, TEST)
+    result, additive = _fit_with_additive_score(config)
     assert result.notes["start_val_loss"] > 0
     if keeps_start:
         assert result.notes["best_epoch"] == 0
