@@ -31,7 +31,11 @@ from pathlib import Path
 import numpy as np
 
 from deepreg.attribution import deletions, known_targets
+from deepreg.attribution.motifs import IUPAC
+from deepreg.attribution.regulators import name_index
 from deepreg.data.dataset import load_dataset
+from deepreg.data.encoding import decode
+from deepreg.data.splits import excluded_conditions
 from deepreg.training.config import RunConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,8 +43,10 @@ CONFIG = ROOT / "configs" / "experiments" / "attribution-yeast.yaml"
 
 
 def training_conditions(conditions, patterns) -> np.ndarray:
-    """The conditions no exclusion pattern matches (the ones the attribution model trains on)."""
-    return np.array([not any(re.search(pattern, name) for pattern in patterns) for name in conditions])
+    """The conditions `data.exclude_conditions` leaves in (the ones the attribution model trains on)."""
+    keep = np.ones(len(conditions), bool)
+    keep[excluded_conditions(conditions, patterns)] = False
+    return keep
 
 
 def network_free_scores(expression: np.ndarray, regulators: np.ndarray, ridge: float) -> dict[str, np.ndarray]:
@@ -49,40 +55,32 @@ def network_free_scores(expression: np.ndarray, regulators: np.ndarray, ridge: f
     standard = (regulators - regulators.mean(axis=0)) / (regulators.std(axis=0) + 1e-9)
     unit_rows = centred / (np.linalg.norm(centred, axis=1, keepdims=True) + 1e-9)
     correlation = unit_rows @ standard / np.sqrt(len(standard))
-    gram = standard.T @ standard + ridge * np.eye(standard.shape[1])
-    weights = np.linalg.solve(gram, standard.T @ centred.T).T
-    return {"abs_corr": np.abs(correlation), "abs_ridge": np.abs(weights)}
+    return {"abs_corr": np.abs(correlation), "abs_ridge": np.abs(ridge_weights(expression, standard, ridge))}
 
 
 def ridge_weights(expression: np.ndarray, regulators: np.ndarray, ridge: float) -> np.ndarray:
-    """G x R weights of a per-gene ridge on the centred (not standardised) regulator inputs."""
+    """G x R weights of a per-gene ridge of each gene's centred profile on the centred regulator inputs."""
     centred = np.nan_to_num(expression - np.nanmean(expression, axis=1, keepdims=True))
     inputs = regulators - regulators.mean(axis=0)
     return np.linalg.solve(inputs.T @ inputs + ridge * np.eye(inputs.shape[1]), inputs.T @ centred.T).T
 
 
-def site_counts(sequences: np.ndarray, site: str) -> np.ndarray:
-    """Occurrences of an IUPAC site (A C G T S W N) on both strands of each one-hot promoter."""
-    codes = {"A": "A", "C": "C", "G": "G", "T": "T", "S": "[CG]", "W": "[AT]", "N": "[ACGT]"}
-    complement = str.maketrans("ACGTSWN", "TGCASWN")
-    forward = "".join(codes[base] for base in site)
-    reverse = "".join(codes[base] for base in site[::-1].translate(complement))
-    letters = np.array(list("ACGTN"))
-    counts = []
-    for onehot in sequences:
-        index = np.where(onehot.sum(axis=-1) > 0, onehot.argmax(axis=-1), 4)
-        text = "".join(letters[index])
-        counts.append(len(re.findall(f"(?=({forward}))", text)) + len(re.findall(f"(?=({reverse}))", text)))
-    return np.asarray(counts, float)
+def site_counts(texts: list[str], site: str) -> np.ndarray:
+    """Occurrences (overlapping ones too) of an IUPAC site on both strands of each promoter text."""
+    complement = {"A": "T", "C": "G", "G": "C", "T": "A"}
+    strands = {site, "".join(complement.get(base, base) for base in reversed(site))}  # S, W, N are their own
+    regexes = [re.compile("(?=[" + "][".join(IUPAC[base] for base in strand) + "])") for strand in strands]
+    return np.array([sum(len(regex.findall(text)) for regex in regexes) for text in texts], float)
 
 
 def knockout_ceiling(dataset, keep: np.ndarray, penalties=(10.0, 100.0, 1000.0, 10000.0), fold: float = 32.0) -> list[dict]:
     """Spearman of network-free knock-out predictions with each measured deletion (all genes, top 200)."""
     expression = dataset.expression.astype(float)
     inputs = dataset.regulator_inputs().astype(float)
-    position = {(symbol or regulator).upper(): i for i, (regulator, symbol)
-                in enumerate(zip(dataset.regulators, dataset.regulator_symbols))}
+    position = name_index(dataset.regulators, dataset.regulator_symbols)
     weights = {penalty: ridge_weights(expression[:, keep], inputs[keep], penalty) for penalty in penalties}
+    texts = decode(dataset.sequences)
+    sites = {motif: -site_counts(texts, motif) for motif in {deletion.motif for deletion in deletions.GASCH_DELETIONS}}
     rows = []
     for deletion in deletions.GASCH_DELETIONS:
         mutant = deletions.conditions_matching(dataset.conditions, deletion.mutant)
@@ -94,7 +92,7 @@ def knockout_ceiling(dataset, keep: np.ndarray, penalties=(10.0, 100.0, 1000.0, 
         lowered = np.zeros(inputs.shape[1])
         lowered[tfs] = -np.log2(fold)
         guesses = {f"ridge {penalty:g}": matrix @ lowered for penalty, matrix in weights.items()}
-        guesses[f"-{deletion.motif} sites"] = -site_counts(dataset.sequences, deletion.motif)
+        guesses[f"-{deletion.motif} sites"] = sites[deletion.motif]
         for name, predicted in guesses.items():
             rows.append({"deletion": deletion.key, "prediction": name,
                          **deletions.compare(predicted, measured, n_top=200)})
