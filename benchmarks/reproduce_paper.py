@@ -160,7 +160,8 @@ def _describe(config: RunConfig, chosen_offset: str | None) -> str:
     kind = "network alone" if model.offset == "none" else f"baseline ({offset}) + network"
     embedding = ", gene embedding" if model.gene_embedding else ""
     profile = ", expression profile" if model.profile.enabled else ""
-    return f"{model.name} [{kind}{embedding}{profile}]"
+    ensemble = f", mean of {config.training.ensemble} seeds" if config.training.ensemble > 1 else ""
+    return f"{model.name} [{kind}{embedding}{profile}{ensemble}]"
 
 
 def _class_to_value(classes: np.ndarray, thresholds) -> np.ndarray:

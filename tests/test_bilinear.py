@@ -331,3 +331,39 @@ def test_an_offset_model_ends_as_its_baseline_when_no_epoch_beats_it_on_validati
     else:
         assert result.notes["best_epoch"] >= 1
         assert result.scores["test"]["pearson_r"] > additive["r"] + 0.02, (result.scores["test"], additive)
+
+
+def test_an_ensemble_predicts_the_mean_of_its_members_each_trained_as_its_own_seeded_run(tmp_path):
+    """`training.ensemble: 2` with seed 1 is the mean of the single runs of seeds 2 and 3 (no shared
+    member with seed 0's ensemble); it survives saving, and attribution refuses it in one line."""
+    from synthetic import tiny_run_config, write_compendium
+
+    from deepreg.attribution._network import read_network
+    from deepreg.data.dataset import load_dataset
+    from deepreg.training.evaluate import predict_matrix
+    from deepreg.training.train import fit
+
+    files = write_compendium(tmp_path / "data", n_genes=80, n_conditions=12)
+    config = tiny_run_config(tmp_path, files).with_updates({
+        "model.fusion": "bilinear", "model.rank": 4, "model.offset": "additive", "model.head.dense_units": [],
+        "model.head.dropout": 0.0, "model.sequence.dense_units": [8], "model.regulators.dense_units": [8],
+        "training.epochs": 2, "training.seed": 1, "training.ensemble": 2})
+    dataset = load_dataset(config.data)
+    ensemble = fit(dataset, config.data, config.model, config.training, verbose=0)
+    singles = [fit(dataset, config.data, config.model, dataclasses.replace(config.training, seed=seed, ensemble=1),
+                   verbose=0) for seed in (2, 3)]
+
+    def predict(model):
+        return predict_matrix(model, dataset.sequences, dataset.regulator_inputs())
+
+    single_predictions = [predict(single.model) for single in singles]
+    assert np.abs(single_predictions[0] - single_predictions[1]).max() > 1e-3  # the members differ
+    np.testing.assert_allclose(predict(ensemble.model), np.mean(single_predictions, axis=0), atol=1e-5)
+    assert ensemble.notes["ensemble_best_epochs"] == ",".join(str(s.notes["best_epoch"]) for s in singles)
+    ensemble.model.save(tmp_path / "ensemble.keras")
+    reloaded = keras.models.load_model(tmp_path / "ensemble.keras")
+    np.testing.assert_allclose(predict(reloaded), predict(ensemble.model), atol=1e-6)
+    with pytest.raises(DeepRegError, match="mean of 2 networks .*training.ensemble: 1"):
+        read_network(reloaded)
+    with pytest.raises(DeepRegError, match="training.ensemble: expected at least 1"):
+        TrainingConfig(ensemble=0)

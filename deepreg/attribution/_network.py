@@ -390,10 +390,16 @@ def _find_tower(model, name: str, rank: int):
 def read_network(model, target: str | int = "output") -> Network:
     """Read a DeepREG block model (as built by `deepreg.models.build`) into a `Network`."""
     from deepreg.models.bilinear import BilinearFusion
+    from deepreg.models.build import ensemble_members
     from deepreg.models.layers import ConcatDense, TensorProductDense
 
     if isinstance(model, Network):
         return model
+    members = ensemble_members(model)
+    if len(members) > 1:
+        raise DeepRegError(f"attribution: model '{model.name}' is the mean of {len(members)} networks "
+                           "(training.ensemble), and DeepLIFT here reads one network; attribute a model trained "
+                           "with training.ensemble: 1")
     fusion_layers = [layer for layer in model.layers
                      if isinstance(layer, (TensorProductDense, ConcatDense, BilinearFusion))]
     if len(fusion_layers) != 1:

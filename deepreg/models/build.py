@@ -307,6 +307,30 @@ def build_model(config: ModelConfig, sequence_length: int, n_regulators: int, **
     return build_models(config, sequence_length, n_regulators, **sizes)[0]
 
 
+ENSEMBLE_NAME = "deepreg_ensemble"
+
+
+def ensemble_model(members: list[keras.Model]) -> keras.Model:
+    """One block model whose output is the mean of its members' outputs (`training.ensemble`).
+
+    The members are block models of one architecture trained from different seeds; they keep their
+    weights and are renamed `member_0`, `member_1`, ... so that they can sit side by side in one model.
+    """
+    for index, member in enumerate(members):
+        member.name = f"member_{index}"
+    inputs = {name: keras.Input(tensor.shape[1:], dtype=tensor.dtype, name=name)
+              for name, tensor in members[0].input.items()}
+    outputs = keras.layers.Average(dtype="float32", name="ensemble_mean")([member(inputs) for member in members])
+    return keras.Model(inputs, outputs, name=ENSEMBLE_NAME)
+
+
+def ensemble_members(model: keras.Model) -> list[keras.Model]:
+    """The member models of an ensemble (see `ensemble_model`); a single model is its own only member."""
+    if model.name != ENSEMBLE_NAME:
+        return [model]
+    return [layer for layer in model.layers if isinstance(layer, keras.Model)]
+
+
 def model_input_names(model: keras.Model) -> tuple[str, ...]:
     """The names of a block or pair model's inputs (`sequence`, `regulators`, maybe `gene`, `condition`)."""
     inputs = model.input

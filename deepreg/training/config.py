@@ -28,6 +28,10 @@ class TrainingConfig(Config):
     `adamw` is Adam with decoupled `weight_decay`; `clipnorm` clips each gradient's norm.
     `schedule: cosine` warms the rate up linearly over `warmup_epochs`, then decays it along a
     cosine to zero at the last epoch (instead of halving it on a plateau).
+
+    `ensemble: N` trains N members of the model, each its own run of this recipe from its own seed
+    (`seed * N + i` for member i, so that seeds 0, 1, 2 of a 3-member ensemble share no member), and
+    keeps one model whose prediction is their mean. Each member stops early on validation alone.
     """
 
     optimizer: Literal["sgd", "adam", "adamw"] = "adam"
@@ -47,6 +51,7 @@ class TrainingConfig(Config):
     seed: int = 0
     max_steps_per_epoch: int | None = None
     train_metrics_genes: int = 256
+    ensemble: int = 1
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -65,6 +70,8 @@ class TrainingConfig(Config):
         if not 0 <= self.warmup_epochs < self.epochs:
             raise DeepRegError(f"training.warmup_epochs: expected 0 to training.epochs - 1 "
                                f"({self.epochs - 1}), got {self.warmup_epochs}")
+        if self.ensemble < 1:
+            raise DeepRegError(f"training.ensemble: expected at least 1 member, got {self.ensemble}")
         if not 0 < self.lr_factor < 1:
             raise DeepRegError(f"training.lr_factor: expected a factor in (0, 1), got {self.lr_factor}")
 

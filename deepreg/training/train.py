@@ -21,7 +21,7 @@ from deepreg.data.config import DataConfig
 from deepreg.data.dataset import Dataset
 from deepreg.data.splits import TEST, TRAIN, VALIDATION
 from deepreg.errors import DeepRegError
-from deepreg.models.build import build_models
+from deepreg.models.build import build_models, ensemble_model
 from deepreg.models.config import ModelConfig
 from deepreg.training.config import TrainingConfig
 from deepreg.training.evaluate import predict_matrix, score_pairs
@@ -165,7 +165,43 @@ class KeepStartingPoint(keras.callbacks.Callback):
 
 def fit(dataset: Dataset, data_config: DataConfig, model_config: ModelConfig, training: TrainingConfig, *,
         callbacks=(), verbose: int | str = "auto") -> TrainingResult:
-    """Train a new model on the training pairs of `data_config`'s split; score validation and test."""
+    """Train a new model on the training pairs of `data_config`'s split; score validation and test.
+
+    With `training.ensemble` > 1, each member is trained in turn and the result is their mean; the
+    `callbacks` (epoch logging, pruning) follow the first member, whose curves stand for the run.
+    """
+    if training.ensemble == 1:
+        return _fit_member(dataset, data_config, model_config, training, callbacks=callbacks, verbose=verbose)
+    members = []
+    for index in range(training.ensemble):
+        member_training = dataclasses.replace(training, seed=training.seed * training.ensemble + index, ensemble=1)
+        log.info("ensemble member %d of %d (seed %d)", index + 1, training.ensemble, member_training.seed)
+        members.append(_fit_member(dataset, data_config, model_config, member_training,
+                                   callbacks=callbacks if index == 0 else (), verbose=verbose))
+    return _ensemble_result(members, dataset, data_config, model_config)
+
+
+def _ensemble_result(members: list[TrainingResult], dataset: Dataset, data_config: DataConfig,
+                     model_config: ModelConfig) -> TrainingResult:
+    """The mean of the trained members as one model, scored like a single one."""
+    model = ensemble_model([member.model for member in members])
+    split = dataset.split(data_config)
+    labels = dataset.labels(model_config.task, data_config)
+    background = data_config.background if data_config.n_encoding == "background" else None
+    scores, test_pairs = evaluate_splits(model, dataset, labels, split, model_config.task, background)
+    notes = dict(members[0].notes)
+    notes["ensemble_best_epochs"] = ",".join(str(member.notes.get("best_epoch", "?")) for member in members)
+    for split_name in ("validation", "test"):
+        if split_name in scores:
+            notes[f"member_mean_{split_name}_loss"] = float(np.mean([m.scores[split_name]["loss"] for m in members]))
+    return TrainingResult(model=model, history=members[0].history, scores=scores,
+                          epochs_run=sum(member.epochs_run for member in members),
+                          seconds=sum(member.seconds for member in members), test_pairs=test_pairs, notes=notes)
+
+
+def _fit_member(dataset: Dataset, data_config: DataConfig, model_config: ModelConfig, training: TrainingConfig, *,
+                callbacks=(), verbose: int | str = "auto") -> TrainingResult:
+    """One model trained from `training.seed`."""
     keras.utils.set_random_seed(training.seed)
     split = dataset.split(data_config)
     labels = dataset.labels(model_config.task, data_config)
